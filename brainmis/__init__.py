@@ -1,0 +1,3 @@
+"""brainmis: brain misalignment, preservation and tuning of language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""The ``brainmis`` command.
+
+``brainmis fit|validate|test ...`` is a LightningCLI (``brainmis.training_cli``); every other
+subcommand is a tool with its own ``main(argv) -> int`` in the module named below, imported
+only when used. A ``BrainmisInputError`` anywhere becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from brainmis.errors import BrainmisInputError
+
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
+
+TOOLS: dict[str, tuple[str, str]] = {
+    "synth": ("brainmis.data.synthetic_cli", "write a synthetic dataset with known ground truth"),
+    "prepare": ("brainmis.data.prepare", "turn a source dataset into a canonical bundle"),
+    "make-tiny-model": ("brainmis.models.tiny", "build a tiny model + tokenizer from a text"),
+    "export": ("brainmis.models.export", "merge LoRA from a checkpoint into a HF model folder"),
+    "evaluate-brain": ("brainmis.evaluation.brain_cli", "cross-validated ridge brain alignment"),
+    "probe": ("brainmis.evaluation.probing.cli", "Holmes-style probing of a model"),
+    "compare": ("brainmis.analysis.compare", "statistics, tables, figures across runs"),
+    "sweep": ("brainmis.launch.sweep", "expand an experiment matrix, run it locally or on SLURM"),
+    "demo": ("brainmis.demo", "the main job: every condition on the synthetic default"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: brainmis <command> [options]", "", "training (LightningCLI):"]
+    lines += [f"  {name:<16} see `brainmis {name} --help`" for name in LIGHTNING_SUBCOMMANDS]
+    lines += ["", "tools:"]
+    lines += [f"  {name:<16} {help_}" for name, (_, help_) in TOOLS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command in LIGHTNING_SUBCOMMANDS:
+            from brainmis.training_cli import run_lightning_cli
+
+            run_lightning_cli([command, *rest])
+            return 0
+        if command not in TOOLS:
+            print(f"brainmis: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+            return 2
+        module = importlib.import_module(TOOLS[command][0])
+        return int(module.main(rest) or 0)
+    except BrainmisInputError as error:
+        print(f"brainmis {command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Data side: readers per source format, alignment, noise ceilings, bundles, synthetic data."""
