@@ -1,8 +1,10 @@
 """In-memory records every reader produces and every consumer reads.
 
 One ``BrainDataset`` holds subjects; a subject holds runs (HP runs, Moth stories, NIfTI runs).
-Times are in seconds from the start of the run. A TR's time is the time stamp of that scan,
-and the words of TR ``t`` are those with ``tr_times[t] - tr < onset <= tr_times[t]``.
+Times are in seconds; a run's TR times and word onsets share one clock (the run start for
+Moth and NIfTI, the session clock as distributed for Harry Potter). A TR's time is the time
+stamp of that scan, and the words of TR ``t`` are those with
+``tr_times[t] - tr < onset <= tr_times[t]``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,272 @@
+"""PNG figures of a comparison, one set per setting (model, dataset), drawn with matplotlib Agg.
+
+- ``probing_<setting>.png``: probing score and rank-normalised score per subfield and
+  condition (bars: mean over units, whiskers: s.e.m.).
+- ``brain_alignment_<setting>.png``: distribution of per-voxel r (fresh ridge read-out,
+  pooled over the runs of a condition) as violins, run means as dots.
+- ``training_curves_<setting>.png``: L_lm, L_ba and brain r over training steps per
+  condition (mean over runs, s.e.m. band), from the TensorBoard event files.
+- ``tradeoff_<setting>.png``: brain alignment against LM loss per condition (DESIGN 8: the
+  price in LM loss of a change in brain alignment, made visible).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from brainmis.analysis.comparison import Comparison  # noqa: E402
+from brainmis.analysis.curves import Curve, average_curves  # noqa: E402
+from brainmis.analysis.matrix import SettingMatrix  # noqa: E402
+from brainmis.analysis.probing_stats import OVERALL  # noqa: E402
+from brainmis.analysis.results import read_per_voxel_r  # noqa: E402
+
+CONDITION_COLOURS = {
+    "pretrained": "#7f7f7f",
+    "lm_only": "#8c564b",
+    "preserving": "#1f77b4",
+    "misaligned": "#d62728",
+    "tuned": "#2ca02c",
+}
+_EXTRA_COLOURS = ("#9467bd", "#ff7f0e", "#17becf", "#bcbd22", "#e377c2")
+DPI = 110
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A written figure: its kind, setting and path relative to the output folder."""
+
+    kind: str
+    model: str
+    dataset: str
+    path: str
+    caption: str
+
+
+def condition_colour(condition: str, conditions: list[str]) -> str:
+    """A fixed colour per paper condition; other conditions take the next extra colour."""
+    if condition in CONDITION_COLOURS:
+        return CONDITION_COLOURS[condition]
+    others = [name for name in conditions if name not in CONDITION_COLOURS]
+    return _EXTRA_COLOURS[others.index(condition) % len(_EXTRA_COLOURS)]
+
+
+def setting_slug(model: str, dataset: str) -> str:
+    """A file-name-safe ``<model>_<dataset>``."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", f"{model}_{dataset}").strip("-")
+
+
+def _save(figure: plt.Figure, path: Path) -> None:
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+
+
+def plot_probing(comparison: Comparison, setting: SettingMatrix, path: Path) -> bool:
+    """Grouped bars of probing score and rank-normalised score per subfield and condition."""
+    rows = [
+        row
+        for row in comparison.probing_scores
+        if (row.model, row.dataset) == (setting.model, setting.dataset)
+    ]
+    if not rows:
+        return False
+    table = comparison.probing_tables[(setting.model, setting.dataset)]
+    scopes, conditions = table.scopes, [c for c in setting.conditions if c in table.conditions]
+    lookup = {(row.condition, row.scope): row for row in rows}
+    figure, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(scopes) * 2), 4.2))
+    width = 0.8 / max(1, len(conditions))
+    positions = np.arange(len(scopes))
+    panels = (("score_mean", "score_sem", "probing score"), ("rank_score_mean", "rank_score_sem", "rank-normalised score"))
+    for axis, (mean_name, sem_name, label) in zip(axes, panels, strict=True):
+        for index, condition in enumerate(conditions):
+            means = [getattr(lookup.get((condition, s)), mean_name, np.nan) for s in scopes]
+            sems = [getattr(lookup.get((condition, s)), sem_name, np.nan) for s in scopes]
+            offset = (index - (len(conditions) - 1) / 2) * width
+            axis.bar(
+                positions + offset, means, width, yerr=np.nan_to_num(sems), capsize=2,
+                color=condition_colour(condition, setting.conditions), label=condition,
+            )
+        axis.set_xticks(positions, scopes, rotation=30, ha="right")
+        axis.set_ylabel(label)
+        axis.axvline(len(scopes) - 1.5, color="0.7", linewidth=0.8)
+        axis.grid(axis="y", alpha=0.3)
+    finite = [row.score_mean - row.score_sem for row in rows if np.isfinite(row.score_sem)]
+    low = min(finite + [row.score_mean for row in rows])
+    high = max(row.score_mean + np.nan_to_num(row.score_sem) for row in rows)
+    margin = max(0.02, 0.15 * (high - low))
+    axes[0].set_ylim(max(0.0, low - margin) if low >= 0 else low - margin, high + margin)
+    axes[1].set_ylim(0, 1.05)
+    axes[0].legend(fontsize=8, loc="lower left")
+    metrics = ", ".join(sorted(set(table.metrics)))
+    figure.suptitle(
+        f"Probing ({setting.model}, {setting.dataset}; {len(table.tasks)} tasks, {metrics}; "
+        f"mean ± s.e.m. over {len(table.units)} subject×fold units)",
+        fontsize=10,
+    )
+    _save(figure, path)
+    return True
+
+
+def plot_brain_alignment(setting: SettingMatrix, path: Path) -> bool:
+    """Violins of per-voxel r per condition (pooled over runs) with each run's mean as a dot."""
+    per_condition: dict[str, list[np.ndarray]] = {}
+    for loaded in setting.runs:
+        brain = loaded.results.brain
+        if brain is not None and brain.per_voxel_file is not None:
+            values = read_per_voxel_r(brain.per_voxel_file)
+            if values.size:
+                per_condition.setdefault(loaded.identity.condition, []).append(values)
+    conditions = [c for c in setting.conditions if c in per_condition]
+    if not conditions:
+        return False
+    figure, axis = plt.subplots(figsize=(max(5.0, 1.5 * len(conditions) + 2), 4.2))
+    pooled = [np.concatenate(per_condition[c]) for c in conditions]
+    positions = np.arange(1, len(conditions) + 1)
+    parts = axis.violinplot(pooled, positions, showmedians=True, showextrema=False, widths=0.8)
+    for body, condition in zip(parts["bodies"], conditions, strict=True):
+        body.set_facecolor(condition_colour(condition, setting.conditions))
+        body.set_alpha(0.45)
+    parts["cmedians"].set_color("black")
+    rng = np.random.default_rng(0)
+    for position, condition in zip(positions, conditions, strict=True):
+        run_means = [values.mean() for values in per_condition[condition]]
+        jitter = rng.uniform(-0.12, 0.12, size=len(run_means))
+        axis.scatter(position + jitter, run_means, s=14, color="black", zorder=3)
+    axis.axhline(0, color="0.6", linewidth=0.8)
+    axis.set_xticks(positions, conditions)
+    axis.set_ylabel("per-voxel Pearson r (held-out run)")
+    n_runs = sum(len(per_condition[c]) for c in conditions)
+    axis.set_title(
+        f"Brain alignment ({setting.model}, {setting.dataset}): voxels pooled over {n_runs} runs;"
+        "\ndots: run means, line: median",
+        fontsize=10,
+    )
+    axis.grid(axis="y", alpha=0.3)
+    _save(figure, path)
+    return True
+
+
+_CURVE_PANELS = (
+    ("L_lm (LM loss)", (("train/lm_loss", "-", "train"), ("val/lm_loss", "--", "val"))),
+    ("L_ba (brain loss = -mean r)", (("train/brain_loss", "-", "train"),)),
+    (
+        "brain r",
+        (
+            ("train/brain_r", "-", "head, train"),
+            ("val/brain_r", "--", "head, val"),
+            ("brain_alignment/mean", ":", "fresh ridge"),
+        ),
+    ),
+)
+
+
+def plot_training_curves(
+    setting: SettingMatrix, path: Path, read_curves: Callable[[Path], dict[str, Curve]]
+) -> bool:
+    """L_lm, L_ba and brain r over steps per condition: mean over runs with an s.e.m. band."""
+    curves = {loaded.run.path: read_curves(loaded.run.path) for loaded in setting.runs}
+    if not any(curves.values()):
+        return False
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for axis, (title, tags) in zip(axes, _CURVE_PANELS, strict=True):
+        drawn = False
+        for condition in setting.conditions:
+            colour = condition_colour(condition, setting.conditions)
+            runs = [loaded for loaded in setting.runs if loaded.identity.condition == condition]
+            for tag, style, label in tags:
+                members = [curves[run.run.path][tag] for run in runs if tag in curves[run.run.path]]
+                if not members:
+                    continue
+                steps, mean, sem = average_curves(members)
+                marker = "o" if steps.size <= 12 else None
+                axis.plot(steps, mean, style, color=colour, marker=marker, markersize=3,
+                          label=f"{condition} ({label})")
+                band = np.isfinite(sem)
+                axis.fill_between(steps[band], (mean - sem)[band], (mean + sem)[band],
+                                  color=colour, alpha=0.15, linewidth=0)
+                drawn = True
+        axis.set_title(title, fontsize=10)
+        axis.set_xlabel("step")
+        axis.grid(alpha=0.3)
+        if drawn:
+            axis.legend(fontsize=6, ncol=1)
+        else:
+            axis.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axis.transAxes)
+    figure.suptitle(
+        f"Training curves ({setting.model}, {setting.dataset}; mean ± s.e.m. over runs)",
+        fontsize=10,
+    )
+    _save(figure, path)
+    return True
+
+
+def plot_tradeoff(comparison: Comparison, setting: SettingMatrix, path: Path) -> bool:
+    """Brain alignment against LM loss: runs as faint dots, condition means with s.e.m. bars."""
+    runs = [
+        row for row in comparison.runs
+        if (row.model, row.dataset) == (setting.model, setting.dataset)
+        and np.isfinite(row.lm_loss) and np.isfinite(row.brain_alignment)
+    ]
+    if not runs:
+        return False
+    figure, axis = plt.subplots(figsize=(5.6, 4.4))
+    for condition in setting.conditions:
+        members = [row for row in runs if row.condition == condition]
+        if not members:
+            continue
+        colour = condition_colour(condition, setting.conditions)
+        lm = np.array([row.lm_loss for row in members])
+        ba = np.array([row.brain_alignment for row in members])
+        axis.scatter(lm, ba, s=12, color=colour, alpha=0.35)
+        sem = (lambda v: v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0)
+        axis.errorbar(lm.mean(), ba.mean(), xerr=sem(lm), yerr=sem(ba), fmt="o", color=colour,
+                      markersize=7, capsize=3, label=condition)
+    axis.set_xlabel("held-out LM loss (nats/token)")
+    axis.set_ylabel("brain alignment (mean voxel r)")
+    axis.set_title(f"Brain alignment vs LM loss ({setting.model}, {setting.dataset})", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    _save(figure, path)
+    return True
+
+
+def write_figures(
+    comparison: Comparison, out_dir: Path, read_curves: Callable[[Path], dict[str, Curve]]
+) -> list[Figure]:
+    """Draw every figure of every setting into ``out_dir/figures``; return what was written."""
+    figure_dir = out_dir / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for setting in comparison.matrix.settings:
+        slug = setting_slug(setting.model, setting.dataset)
+        name = f"{setting.model}, {setting.dataset}"
+        plans = (
+            ("probing", lambda p, s=setting: plot_probing(comparison, s, p),
+             f"Probing score per subfield and condition ({name})."),
+            ("brain_alignment", lambda p, s=setting: plot_brain_alignment(s, p),
+             f"Distribution of per-voxel brain alignment per condition ({name})."),
+            ("training_curves", lambda p, s=setting: plot_training_curves(s, p, read_curves),
+             f"Training curves of L_lm, L_ba and brain r per condition ({name})."),
+            ("tradeoff", lambda p, s=setting: plot_tradeoff(comparison, s, p),
+             f"Brain alignment against LM loss per condition ({name})."),
+        )
+        for kind, draw, caption in plans:
+            path = figure_dir / f"{kind}_{slug}.png"
+            if draw(path):
+                written.append(
+                    Figure(kind, setting.model, setting.dataset,
+                           str(path.relative_to(out_dir)), caption)
+                )
+    return written
+
+
+__all__ = ["OVERALL", "Figure", "write_figures"]

@@ -1,0 +1,221 @@
+"""Probing results across conditions: per-task wins, win rates, rank-normalised scores.
+
+Within one setting (model, dataset) the probing results form an array
+``scores (n_conditions, n_units, n_tasks, n_probe_seeds)``; a unit is one (subject, fold,
+training seed) cell, NaN marks a result that is not there. From it:
+
+- **Wins.** For a pair of conditions (a, b), per unit and task, the probe seeds of a against
+  those of b with a one-sided two-sample t-test (Welch by default: the seeds' spread differs
+  between models; Student with ``equal_var=True``). a wins the task when p(a > b) < alpha, b
+  wins when p(b > a) < alpha. Tasks with fewer than two seeds on either side are not tested.
+- **Win rates.** The fraction of tested tasks a wins, within each subfield; "overall" is
+  the mean of the subfield rates (each subfield counts once, however many tasks it has).
+- **Subfield scores.** The mean over probe seeds, then over the tasks of a subfield;
+  "overall" is again the mean over subfields.
+- **Rank-normalised scores (Holmes).** Per unit and task, the conditions ranked by their
+  seed-mean score, ranks min-max normalised to [0, 1] (best = 1, ties share), then averaged
+  over the tasks of a subfield and over subfields for "overall".
+- **Across subjects.** Unit values averaged per subject (over folds and training seeds),
+  then a paired Wilcoxon signed-rank test between two conditions per subfield, Holm
+  correction across the subfields (the "overall" test is reported on its own, uncorrected).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from brainmis.analysis.matrix import LoadedRun
+from brainmis.analysis.statistics import normalised_ranks, two_sample_t_test
+
+OVERALL = "overall"
+DEFAULT_METRICS = ("accuracy", "pearson")
+
+
+@dataclass
+class ProbingTable:
+    """Probing scores of one setting. ``scores``: ``(C, U, T, S)``, NaN = not there.
+
+    ``units[u] = (subject, fold, seed)``; ``metrics[t]``: the metric used for task t;
+    ``subfield_names``: the sorted subfields, without "overall".
+    """
+
+    conditions: list[str]
+    units: list[tuple[str, int, int]]
+    tasks: list[str]
+    task_subfields: list[str]
+    metrics: list[str]
+    probe_seeds: list[int]
+    scores: np.ndarray
+
+    @property
+    def subfield_names(self) -> list[str]:
+        return sorted(set(self.task_subfields))
+
+    @property
+    def scopes(self) -> list[str]:
+        """Subfield names followed by "overall": the last axis of every per-subfield array."""
+        return [*self.subfield_names, OVERALL]
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({unit[0] for unit in self.units})
+
+
+@dataclass
+class PairWins:
+    """Task-level tests of condition a against b. Arrays are ``(U, T)``."""
+
+    condition_a: str
+    condition_b: str
+    p_a_greater: np.ndarray
+    p_b_greater: np.ndarray
+    t: np.ndarray
+    df: np.ndarray
+    tested: np.ndarray
+    win_a: np.ndarray
+    win_b: np.ndarray
+
+
+def build_probing_table(
+    runs: list[LoadedRun], conditions: list[str], metric_preference: Sequence[str]
+) -> ProbingTable | None:
+    """Collect the probing results of ``runs`` (one setting) into a ``ProbingTable``.
+
+    Per task the metric is the first of ``metric_preference`` that any run reports for it
+    (default: accuracy, Pearson r for regression tasks); tasks with none are left out.
+    Returns None when no run has probing results or no task has a preferred metric.
+    """
+    with_probing = [run for run in runs if run.results.probing is not None]
+    if not with_probing:
+        return None
+    task_subfields: dict[str, str] = {}
+    task_metrics: dict[str, set[str]] = {}
+    probe_seeds: set[int] = set()
+    for run in with_probing:
+        probing = run.results.probing
+        for task, by_metric in probing.scores.items():
+            task_subfields.setdefault(task, probing.subfields[task])
+            task_metrics.setdefault(task, set()).update(by_metric)
+            for by_seed in by_metric.values():
+                probe_seeds.update(by_seed)
+    chosen: dict[str, str] = {}
+    for task in sorted(task_metrics):
+        for metric in metric_preference:
+            if metric in task_metrics[task]:
+                chosen[task] = metric
+                break
+    if not chosen:
+        return None
+    tasks = sorted(chosen, key=lambda task: (task_subfields[task], task))
+    units = sorted({run.identity.unit for run in with_probing})
+    seeds = sorted(probe_seeds)
+    scores = np.full((len(conditions), len(units), len(tasks), len(seeds)), np.nan)
+    condition_index = {name: i for i, name in enumerate(conditions)}
+    unit_index = {unit: i for i, unit in enumerate(units)}
+    seed_index = {seed: i for i, seed in enumerate(seeds)}
+    for run in with_probing:
+        c, u = condition_index[run.identity.condition], unit_index[run.identity.unit]
+        for t, task in enumerate(tasks):
+            by_seed = run.results.probing.scores.get(task, {}).get(chosen[task], {})
+            for seed, score in by_seed.items():
+                scores[c, u, t, seed_index[seed]] = score
+    return ProbingTable(
+        conditions=list(conditions),
+        units=units,
+        tasks=tasks,
+        task_subfields=[task_subfields[task] for task in tasks],
+        metrics=[chosen[task] for task in tasks],
+        probe_seeds=seeds,
+        scores=scores,
+    )
+
+
+def nan_mean(values: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` without the all-NaN warning (all-NaN slices give NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+def seed_means(table: ProbingTable) -> np.ndarray:
+    """Mean score over probe seeds: ``(C, U, T)``."""
+    return nan_mean(table.scores, axis=-1)
+
+
+def per_subfield(table: ProbingTable, task_values: np.ndarray) -> np.ndarray:
+    """Mean over the tasks of each subfield, then "overall" = mean of the subfields.
+
+    ``task_values``: ``(..., T)`` -> ``(..., F + 1)`` in the order of ``table.scopes``.
+    """
+    subfields = np.asarray(table.task_subfields)
+    columns = [nan_mean(task_values[..., subfields == name], axis=-1) for name in table.subfield_names]
+    by_subfield = np.stack(columns, axis=-1)
+    overall = nan_mean(by_subfield, axis=-1)
+    return np.concatenate([by_subfield, overall[..., None]], axis=-1)
+
+
+def subfield_scores(table: ProbingTable) -> np.ndarray:
+    """Probing score per condition, unit and scope: ``(C, U, F + 1)``."""
+    return per_subfield(table, seed_means(table))
+
+
+def rank_normalised_scores(table: ProbingTable) -> np.ndarray:
+    """Holmes-style rank-normalised score per condition, unit and scope: ``(C, U, F + 1)``."""
+    means = seed_means(table)
+    ranks = np.full(means.shape, np.nan)
+    for u in range(means.shape[1]):
+        for t in range(means.shape[2]):
+            ranks[:, u, t] = normalised_ranks(means[:, u, t])
+    return per_subfield(table, ranks)
+
+
+def pair_wins(
+    table: ProbingTable, condition_a: str, condition_b: str, alpha: float, equal_var: bool
+) -> PairWins:
+    """One-sided t-tests of a's probe seeds against b's, per unit and task (see module)."""
+    a = table.scores[table.conditions.index(condition_a)]
+    b = table.scores[table.conditions.index(condition_b)]
+    shape = a.shape[:2]
+    arrays = {name: np.full(shape, np.nan) for name in ("p_a", "p_b", "t", "df")}
+    for u in range(shape[0]):
+        for t in range(shape[1]):
+            greater = two_sample_t_test(a[u, t], b[u, t], equal_var=equal_var)
+            if math.isnan(greater.p):
+                continue
+            less = two_sample_t_test(a[u, t], b[u, t], equal_var=equal_var, alternative="less")
+            arrays["p_a"][u, t], arrays["p_b"][u, t] = greater.p, less.p
+            arrays["t"][u, t], arrays["df"][u, t] = greater.t, greater.df
+    tested = np.isfinite(arrays["p_a"])
+    return PairWins(
+        condition_a=condition_a,
+        condition_b=condition_b,
+        p_a_greater=arrays["p_a"],
+        p_b_greater=arrays["p_b"],
+        t=arrays["t"],
+        df=arrays["df"],
+        tested=tested,
+        win_a=tested & (np.nan_to_num(arrays["p_a"], nan=1.0) < alpha),
+        win_b=tested & (np.nan_to_num(arrays["p_b"], nan=1.0) < alpha),
+    )
+
+
+def win_rates(table: ProbingTable, wins: PairWins) -> tuple[np.ndarray, np.ndarray]:
+    """Win rates of a over b and of b over a per unit and scope: two ``(U, F + 1)`` arrays.
+
+    Untested tasks are left out of the fractions (NaN when a subfield has none).
+    """
+    rate_a = np.where(wins.tested, wins.win_a.astype(float), np.nan)
+    rate_b = np.where(wins.tested, wins.win_b.astype(float), np.nan)
+    return per_subfield(table, rate_a), per_subfield(table, rate_b)
+
+
+def subject_means(table: ProbingTable, unit_values: np.ndarray) -> np.ndarray:
+    """Average ``(..., U, X)`` unit values per subject -> ``(..., n_subjects, X)``."""
+    subjects = np.asarray([unit[0] for unit in table.units])
+    columns = [nan_mean(unit_values[..., subjects == name, :], axis=-2) for name in table.subjects]
+    return np.stack(columns, axis=-2)

@@ -1,0 +1,193 @@
+"""Reading a run's evaluation results (the files of the "Run folder" contract).
+
+- ``evaluation/lm.json``: ``{"epoch": E, "lm_loss": float}``.
+- ``evaluation/brain_alignment.json``: ``{"epoch", "mean", "median", "nc_normalized",
+  "n_voxels", "per_roi", ...}`` of the latest evaluation, and per evaluation
+  ``evaluation/brain_r_epoch{E}.npy``, ``(V,)`` per-voxel Pearson r.
+- ``evaluation/probing.csv``: long format ``run,epoch,task,subfield,seed,metric,score``.
+
+Each file is optional here (``None`` when absent); which results a study needs is decided
+by ``brainmis.analysis.matrix``. A file that exists but is malformed is an input error
+naming the file. Only the latest epoch of each result is kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainmis.errors import BrainmisInputError
+
+LM_FILE = "lm.json"
+BRAIN_FILE = "brain_alignment.json"
+PROBING_FILE = "probing.csv"
+PROBING_COLUMNS = ("run", "epoch", "task", "subfield", "seed", "metric", "score")
+
+
+@dataclass(frozen=True)
+class BrainAlignment:
+    """Fresh ridge read-out of the latest evaluation. ``per_voxel_file``: its ``(V,)`` r."""
+
+    epoch: int
+    mean: float
+    median: float
+    nc_normalized: float
+    n_voxels: int
+    per_voxel_file: Path | None
+
+
+@dataclass(frozen=True)
+class ProbingScores:
+    """Probing results of the latest epoch: ``scores[task][metric][seed] = score``."""
+
+    epoch: int
+    subfields: dict[str, str]
+    scores: dict[str, dict[str, dict[int, float]]]
+
+    def metrics(self) -> set[str]:
+        return {metric for by_metric in self.scores.values() for metric in by_metric}
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """What a run folder's ``evaluation/`` holds; ``None`` for a file that is not there."""
+
+    lm_epoch: int | None
+    lm_loss: float | None
+    brain: BrainAlignment | None
+    probing: ProbingScores | None
+
+    def kinds(self) -> set[str]:
+        """Names of the result kinds present: ``lm``, ``brain``, ``probing``."""
+        present = {"lm": self.lm_loss is not None, "brain": self.brain is not None}
+        present["probing"] = self.probing is not None
+        return {kind for kind, here in present.items() if here}
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BrainmisInputError(path, f"not readable JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise BrainmisInputError(path, "expected a JSON object")
+    return value
+
+
+def _number(path: Path, values: dict[str, Any], key: str, required: bool = True) -> float:
+    value = values.get(key)
+    if value is None and not required:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BrainmisInputError(path, f"'{key}' must be a number, got {value!r}")
+    if required and not math.isfinite(value):
+        raise BrainmisInputError(path, f"'{key}' is not finite ({value})")
+    return float(value)
+
+
+def _epoch(path: Path, values: dict[str, Any]) -> int:
+    epoch = values.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise BrainmisInputError(path, f"'epoch' must be a non-negative integer, got {epoch!r}")
+    return epoch
+
+
+def read_lm_result(path: Path) -> tuple[int, float]:
+    """``(epoch, held-out LM loss in nats per token)`` from ``lm.json``."""
+    values = _read_json_object(path)
+    return _epoch(path, values), _number(path, values, "lm_loss")
+
+
+def read_brain_alignment(path: Path) -> BrainAlignment:
+    """The latest brain-alignment evaluation and the path of its per-voxel r (if present)."""
+    values = _read_json_object(path)
+    epoch = _epoch(path, values)
+    n_voxels = values.get("n_voxels")
+    if n_voxels is not None and (isinstance(n_voxels, bool) or not isinstance(n_voxels, int)):
+        raise BrainmisInputError(path, f"'n_voxels' must be an integer, got {n_voxels!r}")
+    per_voxel = path.parent / f"brain_r_epoch{epoch}.npy"
+    return BrainAlignment(
+        epoch=epoch,
+        mean=_number(path, values, "mean"),
+        median=_number(path, values, "median", required=False),
+        nc_normalized=_number(path, values, "nc_normalized", required=False),
+        n_voxels=-1 if n_voxels is None else n_voxels,
+        per_voxel_file=per_voxel if per_voxel.is_file() else None,
+    )
+
+
+def read_per_voxel_r(path: Path) -> np.ndarray:
+    """Per-voxel Pearson r ``(V,)`` float64 from a ``brain_r_epoch{E}.npy``, NaNs dropped."""
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise BrainmisInputError(path, f"not a readable .npy array ({error})") from None
+    if values.ndim != 1 or not np.issubdtype(values.dtype, np.floating):
+        raise BrainmisInputError(
+            path, f"expected a 1-D float array of per-voxel r, got {values.dtype} {values.shape}"
+        )
+    values = values.astype(np.float64)
+    values = values[np.isfinite(values)]
+    if values.size and (values.min() < -1.0 - 1e-6 or values.max() > 1.0 + 1e-6):
+        raise BrainmisInputError(path, "per-voxel correlations outside [-1, 1]")
+    return values
+
+
+def read_probing_scores(path: Path) -> ProbingScores:
+    """The rows of the latest epoch of a ``probing.csv``, as task -> metric -> seed -> score."""
+    try:
+        handle = path.open(newline="")
+    except OSError as error:
+        raise BrainmisInputError(path, f"cannot be read ({error})") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [name for name in PROBING_COLUMNS if name not in (reader.fieldnames or [])]
+        if missing:
+            raise BrainmisInputError(path, f"missing column(s) {', '.join(missing)}")
+        rows: dict[int, list[tuple[str, str, int, str, float]]] = {}
+        for line_number, row in enumerate(reader, start=2):
+            try:
+                epoch, seed = int(row["epoch"]), int(row["seed"])
+                score = float(row["score"])
+            except (TypeError, ValueError):
+                raise BrainmisInputError(
+                    path, f"line {line_number}: epoch and seed must be integers, score a number"
+                ) from None
+            if not row["task"] or not row["metric"]:
+                raise BrainmisInputError(path, f"line {line_number}: empty task or metric")
+            rows.setdefault(epoch, []).append(
+                (row["task"], row["subfield"] or "unknown", seed, row["metric"], score)
+            )
+    if not rows:
+        raise BrainmisInputError(path, "no probing results in the file")
+    latest = max(rows)
+    subfields: dict[str, str] = {}
+    scores: dict[str, dict[str, dict[int, float]]] = {}
+    for task, subfield, seed, metric, score in rows[latest]:
+        if subfields.setdefault(task, subfield) != subfield:
+            raise BrainmisInputError(
+                path, f"task {task!r} is listed under subfields {subfields[task]!r} and {subfield!r}"
+            )
+        scores.setdefault(task, {}).setdefault(metric, {})[seed] = score
+    return ProbingScores(epoch=latest, subfields=subfields, scores=scores)
+
+
+def read_run_results(run_dir: Path) -> RunResults:
+    """Every result file in ``run_dir/evaluation`` (absent files -> None)."""
+    evaluation = run_dir / "evaluation"
+    lm_epoch, lm_loss = None, None
+    if (evaluation / LM_FILE).is_file():
+        lm_epoch, lm_loss = read_lm_result(evaluation / LM_FILE)
+    brain = None
+    if (evaluation / BRAIN_FILE).is_file():
+        brain = read_brain_alignment(evaluation / BRAIN_FILE)
+    probing = None
+    if (evaluation / PROBING_FILE).is_file():
+        probing = read_probing_scores(evaluation / PROBING_FILE)
+    return RunResults(lm_epoch=lm_epoch, lm_loss=lm_loss, brain=brain, probing=probing)

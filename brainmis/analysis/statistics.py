@@ -1,0 +1,325 @@
+"""Small, explicit statistical tests used to compare conditions.
+
+Each function does one thing and returns a dataclass, so every number that reaches a table
+can be traced to one formula. scipy is the reference the tests check these against; the
+functions are written out here so that the handling of the edge cases (zero differences,
+ties, zero variance, too few values) is visible and documented instead of being whatever a
+library version does.
+
+Conventions: ``alternative`` is ``"two-sided"``, ``"greater"`` (the first sample is larger)
+or ``"less"``. A test that cannot be computed (fewer than two values) returns NaN for its
+statistic and p-value; callers keep the NaN and report ``n``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+ALTERNATIVES = ("two-sided", "greater", "less")
+ZERO_METHODS = ("wilcox", "pratt", "zsplit")
+
+# Above this many non-zero differences the signed-rank p-value uses the normal approximation;
+# at or below it the exact sign-flip distribution is enumerated (ties handled exactly).
+WILCOXON_EXACT_MAX_N = 50
+
+
+@dataclass(frozen=True)
+class MeanSem:
+    """Mean and standard error of the mean (``std(ddof=1) / sqrt(n)``) of finite values."""
+
+    n: int
+    mean: float
+    sem: float
+
+
+@dataclass(frozen=True)
+class PairedTTest:
+    """Paired t-test of ``a - b``: ``t = mean(d) / (std(d, ddof=1) / sqrt(n))``, df = n - 1."""
+
+    n: int
+    mean_difference: float
+    t: float
+    df: float
+    p: float
+
+
+@dataclass(frozen=True)
+class SignedRankTest:
+    """Wilcoxon signed-rank test of ``a - b``.
+
+    ``r_plus`` / ``r_minus``: sums of the ranks of |d| for positive / negative differences
+    (with ``zsplit``, half of each zero's rank goes to each). ``n_nonzero``: differences that
+    carry a sign. ``method``: ``"exact"`` (sign-flip distribution), ``"normal"`` or
+    ``"none"`` (no non-zero difference: p = 1).
+    """
+
+    n: int
+    n_nonzero: int
+    r_plus: float
+    r_minus: float
+    p: float
+    method: str
+
+
+@dataclass(frozen=True)
+class TwoSampleTTest:
+    """Two-sample t statistic of ``mean(a) - mean(b)`` and its one-sided p-value(s)."""
+
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    t: float
+    df: float
+    p: float
+
+
+def _check_alternative(alternative: str) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ValueError(f"alternative must be one of {ALTERNATIVES}, got {alternative!r}")
+
+
+def _finite(values: np.ndarray | list[float]) -> np.ndarray:
+    values = np.asarray(values, dtype=float).ravel()
+    return values[np.isfinite(values)]
+
+
+def mean_and_sem(values: np.ndarray | list[float]) -> MeanSem:
+    """Mean and s.e.m. of the finite entries of ``values`` (NaN sem for fewer than two)."""
+    finite = _finite(values)
+    n = int(finite.size)
+    if n == 0:
+        return MeanSem(0, math.nan, math.nan)
+    mean = float(finite.mean())
+    sem = float(finite.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return MeanSem(n, mean, sem)
+
+
+def _t_p_value(t: float, df: float, alternative: str) -> float:
+    if alternative == "greater":
+        return float(stats.t.sf(t, df))
+    if alternative == "less":
+        return float(stats.t.cdf(t, df))
+    return float(min(1.0, 2.0 * stats.t.sf(abs(t), df)))
+
+
+def _degenerate_t(difference: float, alternative: str) -> tuple[float, float]:
+    """t and p when the standard error is zero: a constant difference.
+
+    Zero difference: t = 0 and p = 1 (no evidence either way; scipy gives NaN). Non-zero:
+    t = +-inf, p = 0 in the direction of the difference and 1 against it.
+    """
+    if difference == 0:
+        return 0.0, 1.0
+    t = math.copysign(math.inf, difference)
+    if alternative == "two-sided":
+        return t, 0.0
+    agrees = (difference > 0) == (alternative == "greater")
+    return t, 0.0 if agrees else 1.0
+
+
+def paired_t_test(
+    a: np.ndarray | list[float], b: np.ndarray | list[float], alternative: str = "two-sided"
+) -> PairedTTest:
+    """Paired t-test of equal-length samples ``a`` and ``b`` (pairs with a NaN are dropped)."""
+    _check_alternative(alternative)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in shape: {a.shape} vs {b.shape}")
+    d = _finite(a - b)
+    n = int(d.size)
+    if n < 2:
+        mean = float(d.mean()) if n else math.nan
+        return PairedTTest(n, mean, math.nan, math.nan, math.nan)
+    mean, se = float(d.mean()), float(d.std(ddof=1) / math.sqrt(n))
+    df = float(n - 1)
+    if se == 0:
+        t, p = _degenerate_t(mean, alternative)
+    else:
+        t = mean / se
+        p = _t_p_value(t, df, alternative)
+    return PairedTTest(n, mean, t, df, p)
+
+
+def _signed_ranks(d: np.ndarray, zero_method: str) -> tuple[np.ndarray, np.ndarray, float]:
+    """Ranks of |d| for the non-zero differences, their signs and the zsplit zero share.
+
+    ``wilcox`` drops zeros before ranking; ``pratt`` ranks zeros with the rest, then drops
+    them; ``zsplit`` ranks them with the rest and splits their ranks between r+ and r-.
+    """
+    zero = d == 0
+    if zero_method == "wilcox":
+        d = d[~zero]
+        zero = np.zeros(d.size, dtype=bool)
+    ranks = stats.rankdata(np.abs(d), method="average")
+    zero_share = float(ranks[zero].sum() / 2.0) if zero_method == "zsplit" else 0.0
+    return ranks[~zero], np.sign(d[~zero]), zero_share
+
+
+def _sign_flip_distribution(doubled_ranks: np.ndarray) -> np.ndarray:
+    """P(sum of a random subset of ``doubled_ranks`` = k) for k = 0..sum; each in with p 1/2.
+
+    ``doubled_ranks`` are integers (2 x average ranks, so ties' half ranks stay exact).
+    """
+    counts = np.zeros(int(doubled_ranks.sum()) + 1)
+    counts[0] = 1.0
+    for rank in doubled_ranks.astype(int):
+        shifted = np.zeros_like(counts)
+        shifted[rank:] = counts[: counts.size - rank]
+        counts = (counts + shifted) / 2.0
+    return counts
+
+
+def _signed_rank_p_exact(ranks: np.ndarray, r_plus: float, alternative: str) -> float:
+    doubled = np.rint(2 * ranks).astype(int)
+    distribution = _sign_flip_distribution(doubled)
+    observed = int(np.rint(2 * r_plus))
+    p_greater = float(distribution[observed:].sum())
+    p_less = float(distribution[: observed + 1].sum())
+    if alternative == "greater":
+        return min(1.0, p_greater)
+    if alternative == "less":
+        return min(1.0, p_less)
+    return min(1.0, 2.0 * min(p_greater, p_less))
+
+
+def _signed_rank_p_normal(ranks: np.ndarray, r_plus: float, alternative: str) -> float:
+    """Normal approximation of the sign-flip distribution of r+, with continuity correction.
+
+    Mean and variance are those of the conditional distribution given the ranks, which
+    already includes the tie correction: E = sum(r)/2, Var = sum(r^2)/4.
+    """
+    mean = ranks.sum() / 2.0
+    sd = math.sqrt(float((ranks**2).sum()) / 4.0)
+    if alternative == "greater":
+        return float(stats.norm.sf((r_plus - mean - 0.5) / sd))
+    if alternative == "less":
+        return float(stats.norm.cdf((r_plus - mean + 0.5) / sd))
+    z = (abs(r_plus - mean) - 0.5) / sd
+    return float(min(1.0, 2.0 * stats.norm.sf(max(z, 0.0))))
+
+
+def wilcoxon_signed_rank(
+    a: np.ndarray | list[float],
+    b: np.ndarray | list[float] | None = None,
+    *,
+    zero_method: str = "wilcox",
+    alternative: str = "two-sided",
+) -> SignedRankTest:
+    """Wilcoxon signed-rank test of the paired differences ``a - b`` (or of ``a`` alone).
+
+    Zero differences follow ``zero_method`` (see ``_signed_ranks``); the default ``wilcox``
+    drops them, Wilcoxon's original rule and scipy's default. Tied |d| get average ranks.
+    The p-value is the sign-flip (permutation) distribution of r+ given the observed ranks:
+    exact up to ``WILCOXON_EXACT_MAX_N`` non-zero differences (so ties and zeros stay exact),
+    a normal approximation with continuity correction above. No non-zero difference at all
+    (e.g. identical samples) gives r+ = r- = 0 (plus zsplit shares) and p = 1.
+    Pairs with a NaN are dropped first.
+    """
+    _check_alternative(alternative)
+    if zero_method not in ZERO_METHODS:
+        raise ValueError(f"zero_method must be one of {ZERO_METHODS}, got {zero_method!r}")
+    a = np.asarray(a, dtype=float)
+    d = a if b is None else a - np.asarray(b, dtype=float)
+    d = _finite(d)
+    ranks, signs, zero_share = _signed_ranks(d, zero_method)
+    r_plus = float(ranks[signs > 0].sum()) + zero_share
+    r_minus = float(ranks[signs < 0].sum()) + zero_share
+    n_nonzero = int(ranks.size)
+    if n_nonzero == 0:
+        return SignedRankTest(int(d.size), 0, r_plus, r_minus, 1.0, "none")
+    r_plus_nonzero = r_plus - zero_share
+    if n_nonzero <= WILCOXON_EXACT_MAX_N:
+        p = _signed_rank_p_exact(ranks, r_plus_nonzero, alternative)
+        method = "exact"
+    else:
+        p = _signed_rank_p_normal(ranks, r_plus_nonzero, alternative)
+        method = "normal"
+    return SignedRankTest(int(d.size), n_nonzero, r_plus, r_minus, p, method)
+
+
+def two_sample_t_test(
+    a: np.ndarray | list[float],
+    b: np.ndarray | list[float],
+    *,
+    equal_var: bool = False,
+    alternative: str = "greater",
+) -> TwoSampleTTest:
+    """Welch (default) or Student t-test of ``mean(a) - mean(b)``; NaNs are ignored.
+
+    Welch: ``t = (ma - mb) / sqrt(va/na + vb/nb)``, Welch-Satterthwaite df. Student: pooled
+    variance, df = na + nb - 2. Both samples constant: t = +-inf and p = 0 or 1 when the
+    means differ, t = 0 and p = 1 when they are equal. Fewer than two values in a sample:
+    NaN. Used one-sided per probing task: ``alternative="greater"`` asks whether condition
+    a's probe seeds score higher than condition b's.
+    """
+    _check_alternative(alternative)
+    a, b = _finite(a), _finite(b)
+    n_a, n_b = int(a.size), int(b.size)
+    mean_a = float(a.mean()) if n_a else math.nan
+    mean_b = float(b.mean()) if n_b else math.nan
+    if n_a < 2 or n_b < 2:
+        return TwoSampleTTest(n_a, n_b, mean_a, mean_b, math.nan, math.nan, math.nan)
+    var_a, var_b = float(a.var(ddof=1)), float(b.var(ddof=1))
+    if equal_var:
+        df = float(n_a + n_b - 2)
+        pooled = ((n_a - 1) * var_a + (n_b - 1) * var_b) / df
+        se = math.sqrt(pooled * (1.0 / n_a + 1.0 / n_b))
+    else:
+        share_a, share_b = var_a / n_a, var_b / n_b
+        se = math.sqrt(share_a + share_b)
+        if se == 0:
+            df = float(n_a + n_b - 2)
+        else:
+            df = (share_a + share_b) ** 2 / (
+                share_a**2 / (n_a - 1) + share_b**2 / (n_b - 1)
+            )
+    difference = mean_a - mean_b
+    if se == 0:
+        t, p = _degenerate_t(difference, alternative)
+    else:
+        t = difference / se
+        p = _t_p_value(t, df, alternative)
+    return TwoSampleTTest(n_a, n_b, mean_a, mean_b, t, float(df), p)
+
+
+def holm_correction(p_values: np.ndarray | list[float]) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values, in the input order.
+
+    Sorted ascending p_(1) <= ... <= p_(m): ``adj_(i) = max_{j <= i} min(1, (m - j + 1)
+    p_(j))``. NaN entries stay NaN and do not count towards m.
+    """
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(np.isfinite(p))
+    m = valid.size
+    if m == 0:
+        return adjusted
+    order = valid[np.argsort(p[valid], kind="stable")]
+    running = 0.0
+    for position, index in enumerate(order):
+        running = max(running, min(1.0, (m - position) * p[index]))
+        adjusted[index] = running
+    return adjusted
+
+
+def normalised_ranks(scores: np.ndarray) -> np.ndarray:
+    """Rank conditions by score (higher is better) and min-max normalise the ranks to [0, 1].
+
+    ``scores``: ``(n_conditions,)``; NaN entries (a condition without the task) are left out
+    and stay NaN. Ties share their average rank. Best -> 1, worst -> 0; with a single
+    ranked condition its normalised rank is NaN (there is nothing to rank it against).
+    """
+    scores = np.asarray(scores, dtype=float)
+    result = np.full(scores.shape, np.nan)
+    present = np.isfinite(scores)
+    k = int(present.sum())
+    if k < 2:
+        return result
+    ranks = stats.rankdata(scores[present], method="average")
+    result[present] = (ranks - 1.0) / (k - 1.0)
+    return result

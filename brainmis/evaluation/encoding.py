@@ -1,0 +1,195 @@
+"""Brain alignment of a set of features: cross-validated voxelwise ridge, scored per voxel.
+
+Outer folds hold out whole runs: every run in turn (leave-one-run-out) or the given held-out
+run(s), e.g. the datamodule's fold. Inside each outer training set, each voxel's penalty is
+chosen by leave-one-run-out cross-validation (:mod:`brainmis.evaluation.ridge`); features
+and responses are z-scored with the outer training statistics. A voxel's score is the
+Pearson r between predicted and measured responses on the held-out run, averaged over outer
+folds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from brainmis.errors import BrainmisInputError
+from brainmis.evaluation.ridge import DEFAULT_ALPHAS, ridge_cv_score
+
+INNER_BLOCKS_SINGLE_RUN = 3
+"""With one training run only, inner folds are this many contiguous blocks of it."""
+
+
+@dataclass
+class RegionScore:
+    """Summary of per-voxel r over a set of voxels (an ROI or all of them)."""
+
+    n_voxels: int
+    mean: float
+    median: float
+    nc_normalized: float | None
+
+
+@dataclass
+class BrainAlignmentResult:
+    """Brain alignment of one feature set.
+
+    Attributes:
+        r: ``(V,)`` float64 Pearson r per voxel on the held-out run(s), mean over outer folds.
+        best_alphas: ``(n_folds, V)`` float64 penalty chosen per outer fold and voxel.
+        r_per_fold: ``(n_folds, V)`` float64 r per outer fold.
+        test_runs: the held-out run of each outer fold.
+        mean, median: over voxels of ``r``.
+        nc_normalized: mean over voxels with ceiling > 0 of ``r / ceiling``; None without a
+            ceiling (or no voxel with ceiling > 0).
+        per_roi: ROI name -> :class:`RegionScore`.
+        alphas: the penalty grid.
+    """
+
+    r: np.ndarray
+    best_alphas: np.ndarray
+    r_per_fold: np.ndarray
+    test_runs: list[int]
+    mean: float
+    median: float
+    nc_normalized: float | None
+    per_roi: dict[str, RegionScore] = field(default_factory=dict)
+    alphas: list[float] = field(default_factory=list)
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self.r.shape[0])
+
+    def to_json(self) -> dict:
+        """JSON-ready summary (no per-voxel arrays), the run folder's
+        ``brain_alignment.json`` fields ``mean, median, nc_normalized, n_voxels, per_roi``."""
+        return {
+            "mean": self.mean,
+            "median": self.median,
+            "nc_normalized": self.nc_normalized,
+            "n_voxels": self.n_voxels,
+            "per_roi": {name: asdict(score) for name, score in self.per_roi.items()},
+            "test_runs": list(self.test_runs),
+            "alphas": list(self.alphas),
+            "median_best_alpha": float(np.median(self.best_alphas)),
+        }
+
+
+def summarize_voxels(r: np.ndarray, ceiling: np.ndarray | None) -> RegionScore:
+    """Mean, median and ceiling-normalised mean of per-voxel ``r`` ``(V,)`` (finite values).
+
+    ``ceiling``: ``(V,)`` noise ceiling in correlation units, or None.
+    """
+    r = np.asarray(r, dtype=np.float64)
+    if r.size == 0:
+        return RegionScore(0, math.nan, math.nan, None)
+    normalized = None
+    if ceiling is not None:
+        ceiling = np.asarray(ceiling, dtype=np.float64)
+        positive = ceiling > 0
+        if positive.any():
+            normalized = float(np.mean(r[positive] / ceiling[positive]))
+    return RegionScore(int(r.size), float(np.mean(r)), float(np.median(r)), normalized)
+
+
+def inner_groups(train_runs: np.ndarray) -> np.ndarray:
+    """Inner-fold labels ``(n_train,)`` for the training TRs: their run, or, when they all
+    come from one run, :data:`INNER_BLOCKS_SINGLE_RUN` contiguous blocks."""
+    train_runs = np.asarray(train_runs)
+    if len(np.unique(train_runs)) >= 2:
+        return train_runs
+    blocks = min(INNER_BLOCKS_SINGLE_RUN, len(train_runs))
+    return np.minimum(np.arange(len(train_runs)) * blocks // len(train_runs), blocks - 1)
+
+
+def outer_test_runs(runs: np.ndarray, test_runs: int | Sequence[int] | None) -> list[int]:
+    """The held-out run of each outer fold: every run, or the given ones (validated)."""
+    present = [int(run) for run in np.unique(runs)]
+    if len(present) < 2:
+        raise BrainmisInputError(None, f"brain alignment needs at least 2 runs, got {present}")
+    if test_runs is None:
+        return present
+    chosen = [int(test_runs)] if np.isscalar(test_runs) else [int(run) for run in test_runs]
+    missing = sorted(set(chosen) - set(present))
+    if missing or not chosen:
+        raise BrainmisInputError(None, f"test runs {chosen} not among the runs {present}")
+    return chosen
+
+
+def evaluate_brain_alignment(
+    features: np.ndarray | torch.Tensor,
+    responses: np.ndarray | torch.Tensor,
+    runs: np.ndarray,
+    test_runs: int | Sequence[int] | None = None,
+    alphas: np.ndarray | Sequence[float] | None = None,
+    noise_ceiling: np.ndarray | None = None,
+    roi_masks: dict[str, np.ndarray] | None = None,
+    device: str | torch.device | None = None,
+) -> BrainAlignmentResult:
+    """Cross-validated voxelwise ridge from features to responses, scored per voxel.
+
+    Args:
+        features: ``(N, F)`` features of N TRs (e.g. ``(N, context_trs * hidden)`` windows).
+        responses: ``(N, V)`` measured responses of the same TRs (true, never shuffled).
+        runs: ``(N,)`` int run index of every TR.
+        test_runs: held-out run(s); None = leave-one-run-out over all runs.
+        alphas: penalty grid (default ``np.logspace(-2, 9, 12)``).
+        noise_ceiling: optional ``(V,)`` ceiling (correlation units) for normalised scores.
+        roi_masks: optional ROI name -> ``(V,)`` bool mask.
+        device: where the ridge runs (default CPU).
+
+    Returns:
+        :class:`BrainAlignmentResult`.
+    """
+    features = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    responses = torch.as_tensor(np.asarray(responses, dtype=np.float32))
+    runs = np.asarray(runs)
+    n_samples = features.shape[0]
+    if features.ndim != 2 or responses.ndim != 2:
+        raise BrainmisInputError(None, "features and responses must be 2-D (TRs, values)")
+    if responses.shape[0] != n_samples or runs.shape != (n_samples,):
+        raise BrainmisInputError(
+            None,
+            f"features {tuple(features.shape)}, responses {tuple(responses.shape)} and runs "
+            f"{runs.shape} disagree on the number of TRs",
+        )
+    if not (torch.isfinite(features).all() and torch.isfinite(responses).all()):
+        raise BrainmisInputError(None, "features or responses contain NaN or infinite values")
+    alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
+    folds = outer_test_runs(runs, test_runs)
+    r_per_fold, alphas_per_fold = [], []
+    for test_run in folds:
+        test = torch.as_tensor(runs == test_run)
+        r, best = ridge_cv_score(
+            features[~test],
+            responses[~test],
+            features[test],
+            responses[test],
+            inner_groups(runs[~test.numpy()]),
+            alphas,
+            device=device or "cpu",
+        )
+        r_per_fold.append(r.numpy())
+        alphas_per_fold.append(best.numpy())
+    r_mean = np.mean(r_per_fold, axis=0)
+    overall = summarize_voxels(r_mean, noise_ceiling)
+    per_roi = {}
+    for name, mask in (roi_masks or {}).items():
+        mask = np.asarray(mask, dtype=bool)
+        ceiling = None if noise_ceiling is None else np.asarray(noise_ceiling)[mask]
+        per_roi[name] = summarize_voxels(r_mean[mask], ceiling)
+    return BrainAlignmentResult(
+        r=r_mean,
+        best_alphas=np.stack(alphas_per_fold),
+        r_per_fold=np.stack(r_per_fold),
+        test_runs=folds,
+        mean=overall.mean,
+        median=overall.median,
+        nc_normalized=overall.nc_normalized,
+        per_roi=per_roi,
+        alphas=[float(alpha) for alpha in alphas],
+    )

@@ -1,0 +1,259 @@
+"""``brainmis make-tiny-model``: a small BERT, GPT-2 or Llama with a tokenizer trained on a text.
+
+The folder is written with ``save_pretrained``, so tests and the demo load it through the
+same path as a real checkpoint (``brainmis.models.backbone``). A short optional language-model
+pre-training on the same text gives the model real language features and LM losses that mean
+something.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import trainers as tokenizer_trainers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    BertConfig,
+    GPT2Config,
+    LlamaConfig,
+    PretrainedConfig,
+    PreTrainedTokenizerFast,
+)
+
+from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
+from brainmis.models.backbone import FAMILIES, MASKED_LM_FAMILIES
+from brainmis.models.masking import mask_tokens
+
+DEFAULT_TEXT = Path(__file__).resolve().parent.parent / "data" / "narrative.txt"
+MAX_POSITIONS = 512  # tokens; windows of 5 TRs of text stay far below this
+PRETRAIN_SEQUENCE_TOKENS = 64
+PRETRAIN_BATCH_SIZE = 16
+PRETRAIN_LR = 2e-3
+
+
+def read_text(text: str | Path) -> str:
+    """The text of a UTF-8 file; raise if it is missing or has too few words to train on."""
+    path = Path(text)
+    if not path.is_file():
+        raise BrainmisInputError(path, "text file not found")
+    content = path.read_text(encoding="utf-8")
+    if len(content.split()) < 20:
+        raise BrainmisInputError(path, "text has fewer than 20 words; too little to train on")
+    return content
+
+
+def train_tokenizer(family: str, text: str, vocab_size: int) -> PreTrainedTokenizerFast:
+    """A fast tokenizer of the family's kind, trained on ``text``.
+
+    bert: WordPiece with ``[CLS] [SEP] [MASK] [PAD] [UNK]``; gpt2: byte-level BPE with
+    ``<|endoftext|>`` (as BOS, EOS and UNK, no pad token, like GPT-2); llama: byte-level BPE
+    with ``<s>`` prepended and ``</s>`` as EOS.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if family == "bert":
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = tokenizer_trainers.WordPieceTrainer(
+            vocab_size=vocab_size, special_tokens=specials
+        )
+        tokenizer.train_from_iterator(lines, trainer)
+        cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        )
+        tokenizer.decoder = decoders.WordPiece()
+        names = dict(
+            unk_token="[UNK]",
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+        )
+    else:
+        specials = ["<|endoftext|>"] if family == "gpt2" else ["<s>", "</s>"]
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = tokenizer_trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
+        tokenizer.train_from_iterator(lines, trainer)
+        byte_level = processors.ByteLevel(trim_offsets=True)
+        if family == "gpt2":
+            tokenizer.post_processor = byte_level
+            names = dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>")
+            names["unk_token"] = "<|endoftext|>"
+        else:
+            bos_id = tokenizer.token_to_id("<s>")
+            tokenizer.post_processor = processors.Sequence(
+                [
+                    byte_level,
+                    processors.TemplateProcessing(
+                        single="<s> $A", pair="<s> $A <s> $B:1", special_tokens=[("<s>", bos_id)]
+                    ),
+                ]
+            )
+            names = dict(bos_token="<s>", eos_token="</s>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, model_max_length=MAX_POSITIONS, **names
+    )
+
+
+def tiny_config(
+    family: str, tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int, heads: int
+) -> PretrainedConfig:
+    """A small model config of the family for this tokenizer's vocabulary."""
+    vocab_size = len(tokenizer)
+    if family == "bert":
+        return BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=4 * hidden,
+            max_position_embeddings=MAX_POSITIONS,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    if family == "gpt2":
+        return GPT2Config(
+            vocab_size=vocab_size,
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            n_positions=MAX_POSITIONS,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+    )
+
+
+def pretrain_language_model(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerFast,
+    family: str,
+    text: str,
+    steps: int,
+    seed: int,
+) -> list[float]:
+    """Train the whole model for ``steps`` AdamW steps on random 64-token spans of ``text``
+    (masked LM for bert, next-token for gpt2/llama). Returns the loss of every step."""
+    stream = torch.tensor(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+    span = min(PRETRAIN_SEQUENCE_TOKENS, len(stream) - 1)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=PRETRAIN_LR, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step / steps, 1.0)))
+    )
+    losses: list[float] = []
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, len(stream) - span + 1, (PRETRAIN_BATCH_SIZE,), generator=generator)
+        body = torch.stack([stream[s : s + span] for s in starts.tolist()])
+        if family in MASKED_LM_FAMILIES:
+            cls = torch.full((len(body), 1), tokenizer.cls_token_id)
+            sep = torch.full((len(body), 1), tokenizer.sep_token_id)
+            ids = torch.cat([cls, body, sep], dim=1)
+            maskable = torch.ones_like(ids, dtype=torch.bool)
+            maskable[:, 0] = maskable[:, -1] = False
+            ids, labels = mask_tokens(
+                ids, maskable, tokenizer.mask_token_id, len(tokenizer), generator=generator
+            )
+        else:
+            bos = torch.full((len(body), 1), tokenizer.bos_token_id)
+            ids = torch.cat([bos, body], dim=1)
+            labels = ids.clone()
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+def make_tiny_model(
+    family: str,
+    text: str | Path = DEFAULT_TEXT,
+    out: str | Path = "checkpoints/hf/tiny",
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 2,
+    vocab: int = 1000,
+    pretrain_steps: int = 0,
+    seed: int = 0,
+) -> Path:
+    """Train a tokenizer on the text file ``text``, build a ``family`` model of the given
+    size, optionally LM-pretrain it for ``pretrain_steps`` steps, and ``save_pretrained``
+    both into ``out`` (which must not exist or be empty). Returns ``out``."""
+    out = refuse_non_empty_dir(out)
+    if family not in FAMILIES:
+        raise BrainmisInputError(None, f"unknown model family {family!r}; use one of {FAMILIES}")
+    if hidden % heads:
+        raise BrainmisInputError(None, f"--hidden {hidden} is not divisible by --heads {heads}")
+    content = read_text(text)
+    tokenizer = train_tokenizer(family, content, vocab)
+    config = tiny_config(family, tokenizer, hidden, layers, heads)
+    auto_class = AutoModelForMaskedLM if family in MASKED_LM_FAMILIES else AutoModelForCausalLM
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = auto_class.from_config(config)
+    if pretrain_steps > 0:
+        pretrain_language_model(model, tokenizer, family, content, pretrain_steps, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="brainmis make-tiny-model",
+        description="Build a tiny model + tokenizer trained on a text, saved with save_pretrained.",
+    )
+    parser.add_argument("--family", required=True, choices=FAMILIES)
+    parser.add_argument("--text", type=Path, default=DEFAULT_TEXT, help="UTF-8 training text")
+    parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--vocab", type=int, default=1000, help="tokenizer vocabulary size")
+    parser.add_argument("--pretrain-steps", type=int, default=0, help="LM steps on the text")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = make_tiny_model(
+        args.family,
+        args.text,
+        args.out,
+        hidden=args.hidden,
+        layers=args.layers,
+        heads=args.heads,
+        vocab=args.vocab,
+        pretrain_steps=args.pretrain_steps,
+        seed=args.seed,
+    )
+    print(f"wrote {args.family} model ({args.hidden} hidden, {args.layers} layers) to {out}")
+    return 0

@@ -1,0 +1,73 @@
+"""``brainmis fit|validate|test``: the LightningCLI over the module and the datamodule.
+
+Links, so that one line of a config sets what belongs together:
+
+- ``data.n_voxels -> model.n_voxels`` once the datamodule exists (voxel selection decides it);
+- ``model.pretrained_path -> data.tokenizer_path`` (the model's own tokenizer);
+- ``model.condition -> data.shuffle_targets`` (true for ``preserving`` only);
+- ``data.context_trs -> model.context_trs``.
+
+The default seed is 42; the resolved config is saved into the run folder, overwriting a
+previous copy (a requeued SLURM job writes it again into the same folder).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from brainmis.data.datamodule import BrainDataModule
+from brainmis.models.module import BrainMisalignmentModule
+
+DEFAULT_SEED = 42
+DEFAULT_RUN_NAME = "brainmis"
+TENSORBOARD_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
+
+
+def shuffle_targets_for(condition: str) -> bool:
+    """The ``preserving`` control trains on targets shuffled against the stimuli."""
+    return condition == "preserving"
+
+
+class BrainmisCLI(LightningCLI):
+    """LightningCLI with the model/data links of this project."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.n_voxels", "model.n_voxels", apply_on="instantiate")
+        parser.link_arguments("model.pretrained_path", "data.tokenizer_path")
+        parser.link_arguments(
+            "model.condition", "data.shuffle_targets", compute_fn=shuffle_targets_for
+        )
+        parser.link_arguments("data.context_trs", "model.context_trs")
+
+    def before_instantiate_classes(self) -> None:
+        """Without an explicit ``trainer.logger``, log with TensorBoard into
+        ``<default_root_dir>/lightning_logs/<name>/version_N``, ``<name>`` being the stem of
+        the last ``--config`` file (``configs/gpt2_hp_tuned.yaml`` -> ``gpt2_hp_tuned``)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.trainer.logger not in (None, True):
+            return
+        config_files = config.get("config") or []
+        name = Path(str(config_files[-1])).stem if config_files else DEFAULT_RUN_NAME
+        root = Path(config.trainer.default_root_dir or ".")
+        config.trainer.logger = Namespace(
+            class_path=TENSORBOARD_LOGGER,
+            init_args=Namespace(save_dir=str(root / "lightning_logs"), name=name),
+        )
+
+
+def run_lightning_cli(args: list[str]) -> BrainmisCLI:
+    """Run ``brainmis <fit|validate|test> ...``; ``args`` starts with the subcommand.
+
+    A ``BrainmisInputError`` raised while building the datamodule or the model propagates
+    unchanged to the caller (``brainmis.cli.main`` prints its one line and exits 2).
+    """
+    return BrainmisCLI(
+        BrainMisalignmentModule,
+        BrainDataModule,
+        seed_everything_default=DEFAULT_SEED,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )

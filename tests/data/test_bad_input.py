@@ -1,0 +1,270 @@
+"""Bad input: each case stops ``brainmis prepare`` with exit 2 and one stderr line naming the
+file and the problem, without a traceback and without writing anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from tiny_sources import (
+    HP_ITEM_ONSETS,
+    HP_TRIM,
+    textgrid_long,
+    write_hp,
+    write_manifest,
+    write_moth,
+    write_nifti,
+)
+
+from brainmis.cli import main
+from brainmis.data import layouts
+
+HP_OPTIONS = {"trim_start": HP_TRIM[0], "trim_end": HP_TRIM[1]}
+MOTH_OPTIONS = {"trim_start": 2, "trim_end": 1, "tr": 1.5}
+
+
+def hp(root: Path, **manifest) -> Path:
+    write_hp(root / "src", subjects=("F",))
+    write_manifest(
+        root / "src" / "source.yaml", {"layout": "hp", "options": HP_OPTIONS, **manifest}
+    )
+    return root / "src"
+
+
+def moth(root: Path) -> Path:
+    write_moth(root / "src")
+    write_manifest(root / "src" / "source.yaml", {"layout": "moth", "options": MOTH_OPTIONS})
+    return root / "src"
+
+
+def nifti(root: Path) -> Path:
+    write_nifti(root / "src")
+    write_manifest(root / "src" / "source.yaml", {"layout": "nifti"})
+    return root / "src"
+
+
+# each case: builds a bad source under tmp_path and returns (source, file named, problem words)
+def missing_file(tmp):
+    source = hp(tmp)
+    (source / layouts.HP_TIME_FMRI).unlink()
+    return source, "time_fmri.npy", "missing file"
+
+
+def responses_vs_tr_times(tmp):
+    source = hp(tmp)
+    data = np.load(layouts.hp_data(source, "F"))
+    np.save(layouts.hp_data(source, "F"), data[:-1])
+    return source, "data_subject_F.npy", "rows but the TR times give 10 kept TRs"
+
+
+def non_monotonic_word_times(tmp):
+    source = hp(tmp)
+    onsets = HP_ITEM_ONSETS.copy()
+    onsets[2], onsets[3] = onsets[3], onsets[2]
+    np.save(source / layouts.HP_TIME_WORDS, onsets)
+    return source, "time_words_fmri.npy", "word onsets are not non-decreasing"
+
+
+def words_outside_every_run(tmp):
+    source = hp(tmp)
+    np.save(source / layouts.HP_TIME_WORDS, HP_ITEM_ONSETS + 20.0)  # last words after 30 s
+    return source, "time_words_fmri.npy", "word(s) lie outside every run"
+
+
+def nan_responses(tmp):
+    source = hp(tmp)
+    data = np.load(layouts.hp_data(source, "F"))
+    data[0, 0], data[3, 2] = np.nan, np.inf
+    np.save(layouts.hp_data(source, "F"), data)
+    return source, "data_subject_F.npy", "contain 2 NaN/Inf value(s)"
+
+
+def object_array(tmp):
+    source = hp(tmp)
+    words = np.array(["The", "cat", "+", "x", "y", "z", "w"], dtype=object)
+    np.save(source / layouts.HP_WORDS, words, allow_pickle=True)
+    return source, "words_fmri.npy", "pickled/object array"
+
+
+def pickled_rois_without_opt_in(tmp):
+    source = hp(tmp)
+    layouts.hp_rois(source, "F").unlink()
+    np.save(layouts.hp_rois_pickled(source, "F"), {"IFG": np.array([0, 1])}, allow_pickle=True)
+    return source, "rois_subject_F.npy", "allow_pickled_rois: true"
+
+
+def truncated_hdf5(tmp):
+    source = moth(tmp)
+    path = layouts.moth_train(source, "01")
+    path.write_bytes(path.read_bytes()[:1500])
+    return source, path.name, "not a readable HDF5 file"
+
+
+def corrupt_hdf5(tmp):
+    source = moth(tmp)
+    path = layouts.moth_val(source, "01")
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 4)
+    return source, path.name, "not a readable HDF5 file"
+
+
+def unknown_subject(tmp):
+    source = hp(tmp, subjects=["F", "Z"])
+    return source, "data_subject_Z.npy", "unknown subject 'Z'"
+
+
+def textgrid_without_word_tier(tmp):
+    source = moth(tmp)
+    path = layouts.moth_textgrid(source, "story_02")
+    path.write_text(textgrid_long([("IntervalTier", "phone", [(0.0, 12.0, "")])], 12.0))
+    return source, "story_02.TextGrid", "no word tier"
+
+
+def moth_rows_vs_trfile(tmp):
+    source = moth(tmp)
+    trfile = layouts.moth_trfile(source, "story_01")
+    trfile.write_text(trfile.read_text() + "11.5 trigger\n")
+    return source, "subject01_reading_fmri_data_trn.hdf", "responses and TR times must match"
+
+
+def unknown_layout(tmp):
+    source = hp(tmp, layout="csv")
+    return source, "source.yaml", "unknown or missing layout 'csv'"
+
+
+def unknown_manifest_key(tmp):
+    source = hp(tmp, subject=["F"])
+    return source, "source.yaml", "unknown key 'subject'"
+
+
+def unknown_option(tmp):
+    source = hp(tmp)
+    write_manifest(source / "source.yaml", {"layout": "hp", "options": {"trim": 3}})
+    return source, "source.yaml", "unknown option 'trim' for layout hp"
+
+
+def wrong_option_type(tmp):
+    source = hp(tmp)
+    write_manifest(source / "source.yaml", {"layout": "hp", "options": {"trim_start": "two"}})
+    return source, "source.yaml", "option trim_start must be int"
+
+
+def nifti_events_missing_column(tmp):
+    source = nifti(tmp)
+    layouts.nifti_events(source, "01", 2).write_text("trial\tonset\nend\t1.0\n")
+    return source, "run-2_events.tsv", "missing column(s) ['word', 'duration']"
+
+
+def nifti_words_after_the_run(tmp):
+    source = nifti(tmp)
+    layouts.nifti_events(source, "01", 2).write_text("word\tonset\tduration\nend\t9.0\t0.3\n")
+    return source, "run-2_events.tsv", "lie outside its TRs"
+
+
+def truncated_nifti(tmp):
+    source = nifti(tmp)
+    path = layouts.nifti_bold(source, "01", 1)
+    path.write_bytes(path.read_bytes()[:200])
+    return source, "run-1_bold.nii.gz", "not a readable NIfTI image"
+
+
+def corrupt_mat(tmp):
+    (tmp / "src").mkdir()
+    layouts.hp_mat(tmp / "src", "1").write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 50)
+    write_manifest(tmp / "src" / "source.yaml", {"layout": "hp_mat"})
+    return tmp / "src", "subject_1.mat", "not a readable MATLAB file"
+
+
+def unknown_file_key(tmp):
+    source = hp(tmp, files={"responses": "x_{subject}.npy"})
+    return source, "source.yaml", "unknown file key 'responses' under 'files'"
+
+
+def matlab_v73_file(tmp):
+    (tmp / "src").mkdir()
+    with h5py.File(layouts.hp_mat(tmp / "src", "1"), "w") as handle:
+        handle.create_dataset("data", data=np.zeros((3, 2)))
+    path = layouts.hp_mat(tmp / "src", "1")
+    path.write_bytes(
+        b"MATLAB 7.3 MAT-file".ljust(128, b" ")[:124] + b"\x00\x02IM" + path.read_bytes()[128:]
+    )
+    write_manifest(tmp / "src" / "source.yaml", {"layout": "hp_mat"})
+    return tmp / "src", "subject_1.mat", "MATLAB v7.3 (HDF5) files are not supported"
+
+
+CASES = [
+    missing_file,
+    responses_vs_tr_times,
+    non_monotonic_word_times,
+    words_outside_every_run,
+    nan_responses,
+    object_array,
+    pickled_rois_without_opt_in,
+    truncated_hdf5,
+    corrupt_hdf5,
+    unknown_subject,
+    textgrid_without_word_tier,
+    moth_rows_vs_trfile,
+    unknown_layout,
+    unknown_manifest_key,
+    unknown_option,
+    wrong_option_type,
+    nifti_events_missing_column,
+    nifti_words_after_the_run,
+    truncated_nifti,
+    corrupt_mat,
+    matlab_v73_file,
+    unknown_file_key,
+]
+
+
+def assert_one_line_error(capsys, code: int, file_name: str, problem: str) -> str:
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1, err
+    line = err.strip()
+    assert line.startswith("brainmis prepare: error: "), line
+    assert file_name in line and problem in line, line
+    return line
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.__name__ for case in CASES])
+def test_bad_source_stops_prepare_before_writing(tmp_path, capsys, case):
+    source, file_name, problem = case(tmp_path)
+    out = tmp_path / "out" / "bundle"
+    code = main(["prepare", str(source), "--out", str(out)])
+    assert_one_line_error(capsys, code, file_name, problem)
+    assert not (tmp_path / "out").exists()  # nothing written, not even the parent folder
+
+
+def test_non_empty_output_is_refused_and_kept(tmp_path, capsys):
+    source = hp(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    code = main(["prepare", str(source), "--out", str(out)])
+    assert_one_line_error(capsys, code, "out", "not empty")
+    assert [p.name for p in out.iterdir()] == ["results.json"]
+
+
+def test_bundle_checksum_mismatch(tmp_path, capsys):
+    source = hp(tmp_path)
+    assert main(["prepare", str(source), "--out", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    words = next((tmp_path / "b").rglob("words.tsv"))
+    words.write_text(words.read_text().replace("cat", "dog"))
+    code = main(["prepare", "--verify", str(tmp_path / "b")])
+    assert_one_line_error(capsys, code, "words.tsv", "checksum mismatch")
+
+
+def test_hdf5_dataset_with_wrong_rank(tmp_path):
+    from brainmis.data.readers import read_source
+    from brainmis.errors import BrainmisInputError
+
+    source = moth(tmp_path)
+    with h5py.File(layouts.moth_train(source, "01"), "a") as handle:
+        handle.create_dataset("story_09", data=np.zeros(4, np.float32))
+    with pytest.raises(BrainmisInputError, match=r"_trn\.hdf: dataset 'story_09' must be \(T, V\)"):
+        read_source(source)

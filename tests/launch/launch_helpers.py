@@ -1,0 +1,59 @@
+"""Small Lightning pieces for the launch tests: a boring model and a datamodule that looks
+like ``BrainDataModule`` to the manifest (bundle path, dataset name, subject, fold)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.demos.boring_classes import BoringModel, RandomDataset
+from torch.utils.data import DataLoader
+
+
+@dataclass
+class NamedSubject:
+    name: str
+
+
+class TinyModel(BoringModel):
+    """BoringModel with a condition attribute and hparams, like the real module."""
+
+    def __init__(self, condition: str = "tuned", pretrained_path: str = "models/tiny-gpt2"):
+        super().__init__()
+        self.save_hyperparameters()
+        self.condition = condition
+
+
+class TinyData(LightningDataModule):
+    """64 fixed random samples of 32 values; shuffled training order (seeded by the trainer)."""
+
+    def __init__(self, bundle_path: Path | None = None, fold: int = 1, shuffle: bool = True):
+        super().__init__()
+        self.save_hyperparameters()
+        self.bundle_path = bundle_path
+        self.dataset_name = "synthetic-hp"
+        self.subject = NamedSubject("F")
+        self.n_voxels = 32
+        generator = torch.Generator().manual_seed(0)
+        self.samples = torch.randn(64, 32, generator=generator)
+        self.shuffle = shuffle
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = RandomDataset(32, 64)
+        dataset.data = self.samples
+        return DataLoader(dataset, batch_size=8, shuffle=self.shuffle)
+
+    def val_dataloader(self) -> DataLoader:
+        dataset = RandomDataset(32, 16)
+        dataset.data = self.samples[:16]
+        return DataLoader(dataset, batch_size=8)
+
+
+class EpochSeededModel(TinyModel):
+    """Re-seeds torch at each epoch start from (seed, epoch), as the real module does, so an
+    end-of-epoch checkpoint resumes with the same batch order as an uninterrupted fit."""
+
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(1000 + self.current_epoch)
