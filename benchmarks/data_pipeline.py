@@ -191,7 +191,7 @@ def model_windows_per_second(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for batch in batches[:3]:  # warm-up
+    for batch in batches[:2]:  # warm-up
         step(batch)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -210,8 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--voxels", type=int, default=25_000)
-    parser.add_argument("--epochs", type=int, default=3, help="loader passes timed")
-    parser.add_argument("--model-steps", type=int, default=40, help="training steps timed")
+    parser.add_argument("--epochs", type=int, default=20, help="loader passes timed")
+    parser.add_argument("--model-steps", type=int, default=15, help="training steps timed")
     parser.add_argument("--hidden", type=int, default=64, help="tiny GPT-2 width (demo: 64)")
     parser.add_argument("--layers", type=int, default=2, help="tiny GPT-2 depth (demo: 2)")
     parser.add_argument("--heads", type=int, default=2)

@@ -194,7 +194,9 @@ def _value(number: float | None) -> float:
     return math.nan if number is None else float(number)
 
 
-def condition_pairs(conditions: list[str], contrasts: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+def condition_pairs(
+    conditions: list[str], contrasts: tuple[tuple[str, str], ...]
+) -> list[tuple[str, str]]:
     """Every unordered pair of ``conditions`` once, oriented as in ``contrasts`` where listed."""
     pairs = [pair for pair in contrasts if pair[0] in conditions and pair[1] in conditions]
     covered = {frozenset(pair) for pair in pairs}
@@ -305,8 +307,15 @@ def _probing_score_rows(setting: SettingMatrix, probing: _SettingProbing) -> lis
                 continue
             rows.append(
                 ProbingScoreRow(
-                    setting.model, setting.dataset, condition, scope, score.n,
-                    score.mean, score.sem, rank.mean, rank.sem,
+                    setting.model,
+                    setting.dataset,
+                    condition,
+                    scope,
+                    score.n,
+                    score.mean,
+                    score.sem,
+                    rank.mean,
+                    rank.sem,
                 )
             )
     return rows
@@ -340,12 +349,24 @@ def _pair_tables(
                 continue
             comparison.task_tests.append(
                 TaskTestRow(
-                    setting.model, setting.dataset, pair[0], pair[1], subject, fold, seed,
-                    task, table.task_subfields[t], table.metrics[t],
-                    float(means[a_index, u, t]), float(means[b_index, u, t]),
-                    float(wins.t[u, t]), float(wins.df[u, t]),
-                    float(wins.p_a_greater[u, t]), float(wins.p_b_greater[u, t]),
-                    bool(wins.win_a[u, t]), bool(wins.win_b[u, t]),
+                    setting.model,
+                    setting.dataset,
+                    pair[0],
+                    pair[1],
+                    subject,
+                    fold,
+                    seed,
+                    task,
+                    table.task_subfields[t],
+                    table.metrics[t],
+                    float(means[a_index, u, t]),
+                    float(means[b_index, u, t]),
+                    float(wins.t[u, t]),
+                    float(wins.df[u, t]),
+                    float(wins.p_a_greater[u, t]),
+                    float(wins.p_b_greater[u, t]),
+                    bool(wins.win_a[u, t]),
+                    bool(wins.win_b[u, t]),
                 )
             )
     rate_a, rate_b = probing_stats.win_rates(table, wins)
@@ -355,8 +376,16 @@ def _pair_tables(
                 continue
             comparison.win_rates.append(
                 WinRateRow(
-                    setting.model, setting.dataset, pair[0], pair[1], subject, fold, seed,
-                    scope, float(rate_a[u, s]), float(rate_b[u, s]),
+                    setting.model,
+                    setting.dataset,
+                    pair[0],
+                    pair[1],
+                    subject,
+                    fold,
+                    seed,
+                    scope,
+                    float(rate_a[u, s]),
+                    float(rate_b[u, s]),
                 )
             )
     subject_scores = probing_stats.subject_means(table, probing.scores)
@@ -395,8 +424,21 @@ def _contrast_rows(
         score_b = float(b.mean()) if b.size else math.nan
         rows.append(
             ContrastRow(
-                model, dataset, pair[0], pair[1], scope, int(a.size), score_a, score_b,
-                score_a - score_b, wins_a, wins_b, test.r_plus, test.r_minus, p, p_holm,
+                model,
+                dataset,
+                pair[0],
+                pair[1],
+                scope,
+                int(a.size),
+                score_a,
+                score_b,
+                score_a - score_b,
+                wins_a,
+                wins_b,
+                test.r_plus,
+                test.r_minus,
+                p,
+                p_holm,
             )
         )
     return rows
@@ -416,8 +458,13 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
                     summary = mean_and_sem(list(by_condition[condition].values()))
                     comparison.condition_summaries.append(
                         ConditionSummaryRow(
-                            setting.model, setting.dataset, condition, metric,
-                            summary.n, summary.mean, summary.sem,
+                            setting.model,
+                            setting.dataset,
+                            condition,
+                            metric,
+                            summary.n,
+                            summary.mean,
+                            summary.sem,
                         )
                     )
         pairs = condition_pairs(setting.conditions, options.contrasts)
@@ -426,8 +473,12 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
                 if pair[0] in by_condition and pair[1] in by_condition:
                     comparison.paired_tests.append(
                         _paired_row(
-                            setting, metric, by_condition[pair[0]], by_condition[pair[1]],
-                            pair, options,
+                            setting,
+                            metric,
+                            by_condition[pair[0]],
+                            by_condition[pair[1]],
+                            pair,
+                            options,
                         )
                     )
         if probing is None:
@@ -450,9 +501,14 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
     if len(comparison.probing_tables) > 1:
         for pair in options.contrasts:
             if pair in pooled:
-                comparison.contrasts.extend(_contrast_rows(POOLED, POOLED, pair, pooled[pair], options))
+                comparison.contrasts.extend(
+                    _contrast_rows(POOLED, POOLED, pair, pooled[pair], options)
+                )
     for pair in options.contrasts:
-        if not any(row.condition_a == pair[0] and row.condition_b == pair[1] for row in comparison.contrasts):
+        if not any(
+            row.condition_a == pair[0] and row.condition_b == pair[1]
+            for row in comparison.contrasts
+        ):
             comparison.notes.append(
                 f"contrast {pair[0]} vs {pair[1]}: not computed (needs both conditions with probing results)"
             )

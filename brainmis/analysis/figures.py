@@ -22,11 +22,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from brainmis.analysis.comparison import Comparison  # noqa: E402
 from brainmis.analysis.curves import Curve, average_curves  # noqa: E402
 from brainmis.analysis.matrix import SettingMatrix  # noqa: E402
-from brainmis.analysis.probing_stats import OVERALL  # noqa: E402
 from brainmis.analysis.results import read_per_voxel_r  # noqa: E402
 
 CONDITION_COLOURS = {
@@ -70,6 +71,25 @@ def _save(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
+def _save_with_condition_legend(
+    figure: plt.Figure, title: str, shown: list[str], conditions: list[str], path: Path
+) -> None:
+    """Title, one row of condition colours under it, then save and close."""
+    handles = [Patch(color=condition_colour(name, conditions), label=name) for name in shown]
+    figure.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.94),
+        ncol=max(1, len(handles)),
+        fontsize=8,
+        frameon=False,
+    )
+    figure.suptitle(title, fontsize=10, y=0.99)
+    figure.tight_layout(rect=(0, 0, 1, 0.9))
+    figure.savefig(path, dpi=DPI)
+    plt.close(figure)
+
+
 def plot_probing(comparison: Comparison, setting: SettingMatrix, path: Path) -> bool:
     """Grouped bars of probing score and rank-normalised score per subfield and condition."""
     rows = [
@@ -82,18 +102,26 @@ def plot_probing(comparison: Comparison, setting: SettingMatrix, path: Path) -> 
     table = comparison.probing_tables[(setting.model, setting.dataset)]
     scopes, conditions = table.scopes, [c for c in setting.conditions if c in table.conditions]
     lookup = {(row.condition, row.scope): row for row in rows}
-    figure, axes = plt.subplots(1, 2, figsize=(max(8.0, 1.6 * len(scopes) * 2), 4.2))
+    figure, axes = plt.subplots(1, 2, figsize=(max(9.0, 2.2 * len(scopes)), 4.6))
     width = 0.8 / max(1, len(conditions))
     positions = np.arange(len(scopes))
-    panels = (("score_mean", "score_sem", "probing score"), ("rank_score_mean", "rank_score_sem", "rank-normalised score"))
+    panels = (
+        ("score_mean", "score_sem", "probing score"),
+        ("rank_score_mean", "rank_score_sem", "rank-normalised score"),
+    )
     for axis, (mean_name, sem_name, label) in zip(axes, panels, strict=True):
         for index, condition in enumerate(conditions):
             means = [getattr(lookup.get((condition, s)), mean_name, np.nan) for s in scopes]
             sems = [getattr(lookup.get((condition, s)), sem_name, np.nan) for s in scopes]
             offset = (index - (len(conditions) - 1) / 2) * width
             axis.bar(
-                positions + offset, means, width, yerr=np.nan_to_num(sems), capsize=2,
-                color=condition_colour(condition, setting.conditions), label=condition,
+                positions + offset,
+                means,
+                width,
+                yerr=np.nan_to_num(sems),
+                capsize=2,
+                color=condition_colour(condition, setting.conditions),
+                label=condition,
             )
         axis.set_xticks(positions, scopes, rotation=30, ha="right")
         axis.set_ylabel(label)
@@ -105,14 +133,12 @@ def plot_probing(comparison: Comparison, setting: SettingMatrix, path: Path) -> 
     margin = max(0.02, 0.15 * (high - low))
     axes[0].set_ylim(max(0.0, low - margin) if low >= 0 else low - margin, high + margin)
     axes[1].set_ylim(0, 1.05)
-    axes[0].legend(fontsize=8, loc="lower left")
     metrics = ", ".join(sorted(set(table.metrics)))
-    figure.suptitle(
+    title = (
         f"Probing ({setting.model}, {setting.dataset}; {len(table.tasks)} tasks, {metrics}; "
-        f"mean ± s.e.m. over {len(table.units)} subject×fold units)",
-        fontsize=10,
+        f"mean ± s.e.m. over {len(table.units)} subject×fold units)"
     )
-    _save(figure, path)
+    _save_with_condition_legend(figure, title, conditions, setting.conditions, path)
     return True
 
 
@@ -176,9 +202,10 @@ def plot_training_curves(
     curves = {loaded.run.path: read_curves(loaded.run.path) for loaded in setting.runs}
     if not any(curves.values()):
         return False
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+    drawn_conditions: list[str] = []
     for axis, (title, tags) in zip(axes, _CURVE_PANELS, strict=True):
-        drawn = False
+        styles = []
         for condition in setting.conditions:
             colour = condition_colour(condition, setting.conditions)
             runs = [loaded for loaded in setting.runs if loaded.identity.condition == condition]
@@ -188,33 +215,48 @@ def plot_training_curves(
                     continue
                 steps, mean, sem = average_curves(members)
                 marker = "o" if steps.size <= 12 else None
-                axis.plot(steps, mean, style, color=colour, marker=marker, markersize=3,
-                          label=f"{condition} ({label})")
+                axis.plot(steps, mean, style, color=colour, marker=marker, markersize=3)
                 band = np.isfinite(sem)
-                axis.fill_between(steps[band], (mean - sem)[band], (mean + sem)[band],
-                                  color=colour, alpha=0.15, linewidth=0)
-                drawn = True
+                axis.fill_between(
+                    steps[band],
+                    (mean - sem)[band],
+                    (mean + sem)[band],
+                    color=colour,
+                    alpha=0.15,
+                    linewidth=0,
+                )
+                if condition not in drawn_conditions:
+                    drawn_conditions.append(condition)
+                if (style, label) not in styles:
+                    styles.append((style, label))
         axis.set_title(title, fontsize=10)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
-        if drawn:
-            axis.legend(fontsize=6, ncol=1)
-        else:
+        if len(styles) > 1:
+            handles = [
+                Line2D([], [], color="black", linestyle=style, label=label)
+                for style, label in styles
+            ]
+            axis.legend(handles=handles, fontsize=7)
+        elif not styles:
             axis.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axis.transAxes)
-    figure.suptitle(
-        f"Training curves ({setting.model}, {setting.dataset}; mean ± s.e.m. over runs)",
-        fontsize=10,
-    )
-    _save(figure, path)
+    title = f"Training curves ({setting.model}, {setting.dataset}; mean ± s.e.m. over runs)"
+    _save_with_condition_legend(figure, title, drawn_conditions, setting.conditions, path)
     return True
+
+
+def _sem(values: np.ndarray) -> float:
+    return float(values.std(ddof=1) / np.sqrt(values.size)) if values.size > 1 else 0.0
 
 
 def plot_tradeoff(comparison: Comparison, setting: SettingMatrix, path: Path) -> bool:
     """Brain alignment against LM loss: runs as faint dots, condition means with s.e.m. bars."""
     runs = [
-        row for row in comparison.runs
+        row
+        for row in comparison.runs
         if (row.model, row.dataset) == (setting.model, setting.dataset)
-        and np.isfinite(row.lm_loss) and np.isfinite(row.brain_alignment)
+        and np.isfinite(row.lm_loss)
+        and np.isfinite(row.brain_alignment)
     ]
     if not runs:
         return False
@@ -227,9 +269,17 @@ def plot_tradeoff(comparison: Comparison, setting: SettingMatrix, path: Path) ->
         lm = np.array([row.lm_loss for row in members])
         ba = np.array([row.brain_alignment for row in members])
         axis.scatter(lm, ba, s=12, color=colour, alpha=0.35)
-        sem = (lambda v: v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0)
-        axis.errorbar(lm.mean(), ba.mean(), xerr=sem(lm), yerr=sem(ba), fmt="o", color=colour,
-                      markersize=7, capsize=3, label=condition)
+        axis.errorbar(
+            lm.mean(),
+            ba.mean(),
+            xerr=_sem(lm),
+            yerr=_sem(ba),
+            fmt="o",
+            color=colour,
+            markersize=7,
+            capsize=3,
+            label=condition,
+        )
     axis.set_xlabel("held-out LM loss (nats/token)")
     axis.set_ylabel("brain alignment (mean voxel r)")
     axis.set_title(f"Brain alignment vs LM loss ({setting.model}, {setting.dataset})", fontsize=10)
@@ -250,23 +300,37 @@ def write_figures(
         slug = setting_slug(setting.model, setting.dataset)
         name = f"{setting.model}, {setting.dataset}"
         plans = (
-            ("probing", lambda p, s=setting: plot_probing(comparison, s, p),
-             f"Probing score per subfield and condition ({name})."),
-            ("brain_alignment", lambda p, s=setting: plot_brain_alignment(s, p),
-             f"Distribution of per-voxel brain alignment per condition ({name})."),
-            ("training_curves", lambda p, s=setting: plot_training_curves(s, p, read_curves),
-             f"Training curves of L_lm, L_ba and brain r per condition ({name})."),
-            ("tradeoff", lambda p, s=setting: plot_tradeoff(comparison, s, p),
-             f"Brain alignment against LM loss per condition ({name})."),
+            (
+                "probing",
+                lambda p, s=setting: plot_probing(comparison, s, p),
+                f"Probing score per subfield and condition ({name}).",
+            ),
+            (
+                "brain_alignment",
+                lambda p, s=setting: plot_brain_alignment(s, p),
+                f"Distribution of per-voxel brain alignment per condition ({name}).",
+            ),
+            (
+                "training_curves",
+                lambda p, s=setting: plot_training_curves(s, p, read_curves),
+                f"Training curves of L_lm, L_ba and brain r per condition ({name}).",
+            ),
+            (
+                "tradeoff",
+                lambda p, s=setting: plot_tradeoff(comparison, s, p),
+                f"Brain alignment against LM loss per condition ({name}).",
+            ),
         )
         for kind, draw, caption in plans:
             path = figure_dir / f"{kind}_{slug}.png"
             if draw(path):
                 written.append(
-                    Figure(kind, setting.model, setting.dataset,
-                           str(path.relative_to(out_dir)), caption)
+                    Figure(
+                        kind,
+                        setting.model,
+                        setting.dataset,
+                        str(path.relative_to(out_dir)),
+                        caption,
+                    )
                 )
     return written
-
-
-__all__ = ["OVERALL", "Figure", "write_figures"]

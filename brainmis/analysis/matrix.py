@@ -155,9 +155,7 @@ def build_study_matrix(
         by_identity: dict[RunIdentity, list[DiscoveredRun]] = {}
         for run in members:
             by_identity.setdefault(run.identity, []).append(run)
-        axes = itertools.product(
-            setting.conditions, setting.subjects, setting.folds, setting.seeds
-        )
+        axes = itertools.product(setting.conditions, setting.subjects, setting.folds, setting.seeds)
         for condition, subject, fold, seed in axes:
             identity = RunIdentity(model, dataset, subject, fold, condition, seed)
             filled = _fill_cell(

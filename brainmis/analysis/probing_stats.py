@@ -153,7 +153,9 @@ def per_subfield(table: ProbingTable, task_values: np.ndarray) -> np.ndarray:
     ``task_values``: ``(..., T)`` -> ``(..., F + 1)`` in the order of ``table.scopes``.
     """
     subfields = np.asarray(table.task_subfields)
-    columns = [nan_mean(task_values[..., subfields == name], axis=-1) for name in table.subfield_names]
+    columns = [
+        nan_mean(task_values[..., subfields == name], axis=-1) for name in table.subfield_names
+    ]
     by_subfield = np.stack(columns, axis=-1)
     overall = nan_mean(by_subfield, axis=-1)
     return np.concatenate([by_subfield, overall[..., None]], axis=-1)

@@ -172,7 +172,8 @@ def read_probing_scores(path: Path) -> ProbingScores:
     for task, subfield, seed, metric, score in rows[latest]:
         if subfields.setdefault(task, subfield) != subfield:
             raise BrainmisInputError(
-                path, f"task {task!r} is listed under subfields {subfields[task]!r} and {subfield!r}"
+                path,
+                f"task {task!r} is listed under subfields {subfields[task]!r} and {subfield!r}",
             )
         scores.setdefault(task, {}).setdefault(metric, {})[seed] = score
     return ProbingScores(epoch=latest, subfields=subfields, scores=scores)

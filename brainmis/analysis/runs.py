@@ -202,8 +202,9 @@ def discover_runs(roots: list[Path]) -> list[DiscoveredRun]:
         below = find_run_folders(root)
         if not below:
             raise BrainmisInputError(
-                root, f"no run folders found here or below (looked for {MANIFEST_NAME} or "
-                f"{CONFIG_NAME} beside evaluation/ or TensorBoard files)"
+                root,
+                f"no run folders found here or below (looked for {MANIFEST_NAME} or "
+                f"{CONFIG_NAME} beside evaluation/ or TensorBoard files)",
             )
         folders.update(dict.fromkeys(folder.resolve() for folder in below))
     runs = [read_run(folder) for folder in folders]

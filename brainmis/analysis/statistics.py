@@ -275,9 +275,7 @@ def two_sample_t_test(
         if se == 0:
             df = float(n_a + n_b - 2)
         else:
-            df = (share_a + share_b) ** 2 / (
-                share_a**2 / (n_a - 1) + share_b**2 / (n_b - 1)
-            )
+            df = (share_a + share_b) ** 2 / (share_a**2 / (n_a - 1) + share_b**2 / (n_b - 1))
     difference = mean_a - mean_b
     if se == 0:
         t, p = _degenerate_t(difference, alternative)

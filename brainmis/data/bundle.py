@@ -135,6 +135,7 @@ def write_bundle(dataset: BrainDataset, out_dir: str | Path) -> Path:
     check_dataset(dataset, out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    temporary.chmod(0o755)  # mkdtemp makes it private; a bundle is shared data
     try:
         writer = BundleWriter(temporary)
         subjects = [

@@ -81,12 +81,16 @@ def moth_trfile(root: Path, story: str) -> Path:
 
 
 def nifti_bold(root: Path, subject: str, run: int) -> Path:
-    return Path(root) / f"sub-{subject}" / "func" / f"sub-{subject}_task-reading_run-{run}_bold.nii.gz"
+    return (
+        Path(root) / f"sub-{subject}" / "func" / f"sub-{subject}_task-reading_run-{run}_bold.nii.gz"
+    )
 
 
 def nifti_events(root: Path, subject: str, run: int) -> Path:
     """TSV with columns ``word``, ``onset``, ``duration`` (seconds)."""
-    return Path(root) / f"sub-{subject}" / "func" / f"sub-{subject}_task-reading_run-{run}_events.tsv"
+    return (
+        Path(root) / f"sub-{subject}" / "func" / f"sub-{subject}_task-reading_run-{run}_events.tsv"
+    )
 
 
 def nifti_roi(root: Path, subject: str) -> Path:

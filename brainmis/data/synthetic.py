@@ -57,6 +57,7 @@ LAYOUTS = ("hp", "moth", "nifti")
 GENERATOR_VERSION = 1  # bump when the generated data change, so caches are rebuilt
 HP_SUBJECT_NAMES = ("F", "H", "I", "J", "K", "L", "M", "N")
 ROI_NAMES = ("PostTemp", "AntTemp", "IFG", "AngularG", "MFG", "IFGorb", "pCingulate", "dmpfc")
+HP_TR = 2.0  # seconds, as in Wehbe et al. 2014
 NIFTI_TR = 2.0
 NIFTI_VOXEL_MM = 3.0
 HP_CEILING_CHOICES = ("true", "inter_subject", "none")
@@ -237,9 +238,9 @@ def _stimulus(
     if layout == "hp":
         chunks = split_into_runs(paragraphs, spec.n_runs, text)
         runs = rsvp_runs(
-            chunks, rng, tr=2.0, trim_start=layouts.HP_TRIM_START, trim_end=layouts.HP_TRIM_END
+            chunks, rng, tr=HP_TR, trim_start=layouts.HP_TRIM_START, trim_end=layouts.HP_TRIM_END
         )
-        return runs, None, 2.0
+        return runs, None, HP_TR
     if layout == "moth":
         chunks = split_into_runs(paragraphs, spec.n_runs + 1, text)
         names = [f"story_{index + 1:02d}" for index in range(spec.n_runs + 1)]
@@ -297,8 +298,16 @@ def _brain_volume(n_voxels: int) -> tuple[np.ndarray, tuple[int, int, int]]:
     return grid[chosen].astype(np.int64), shape
 
 
-def _voxel_layout(spec: SyntheticSpec, seed: int):
-    """Coordinates, ROI masks, signal voxels, SNR (shared) and dead voxels."""
+def _voxel_layout(
+    spec: SyntheticSpec, seed: int
+) -> tuple[
+    np.ndarray, tuple[int, int, int], dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray
+]:
+    """Voxels shared by all subjects (a common space).
+
+    Returns ``coords (V, 3)``, the volume shape, ROI masks (name -> ``(V,)`` bool, spatial
+    blobs), ``signal (V,)`` bool, ``snr (V,)`` (0 where no signal) and ``dead (V,)`` bool.
+    """
     rng = _rng(seed, _STREAM_VOXELS)
     coords, shape = _brain_volume(spec.n_voxels)
     n_in_roi = int(round(spec.roi_fraction * spec.n_voxels))

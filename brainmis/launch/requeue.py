@@ -100,7 +100,10 @@ class SlurmRequeueCallback(Callback):
         self._remove_handler()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: Any, exception: BaseException) -> None:
-        self._remove_handler()  # Lightning skips ``teardown`` hooks after an exception
+        # Lightning skips ``teardown`` hooks after an exception, and then puts back the handlers
+        # it found when it started (ours among them): ours only records a time, so a stray
+        # signal after a failed fit does nothing.
+        self._remove_handler()
 
     def _remove_handler(self) -> None:
         if self._installed:

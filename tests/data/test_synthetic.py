@@ -269,15 +269,20 @@ def test_rois_hold_most_of_the_signal(hp_full):
 # --- determinism ----------------------------------------------------------------------------
 
 
-def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path):
-    a = generate_synthetic("hp", tmp_path / "a", seed=3, **SMALL)
-    b = generate_synthetic("hp", tmp_path / "b", seed=3, **SMALL)
-    c = generate_synthetic("hp", tmp_path / "c", seed=4, **SMALL)
+@pytest.mark.parametrize("layout", ["hp", "moth", "nifti"])
+def test_same_seed_gives_identical_files_and_other_seed_differs(tmp_path, layout):
+    a = generate_synthetic(layout, tmp_path / "a", seed=3, **SMALL)
+    b = generate_synthetic(layout, tmp_path / "b", seed=3, **SMALL)
+    c = generate_synthetic(layout, tmp_path / "c", seed=4, **SMALL)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for name in files:
-        assert (a / name).read_bytes() == (b / name).read_bytes(), name
-    assert not np.array_equal(np.load(layouts.hp_data(a, "F")), np.load(layouts.hp_data(c, "F")))
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name  # HDF5, NIfTI too
+    signal = (
+        Path("ground_truth")
+        / f"signal_{'story_01' if layout == 'moth' else 'run1'}_subject_{'F' if layout == 'hp' else '01'}.npy"
+    )
+    assert not np.array_equal(np.load(a / signal), np.load(c / signal))
 
 
 def test_a_subject_does_not_depend_on_the_number_of_subjects():

@@ -3,13 +3,14 @@ like ``BrainDataModule`` to the manifest (bundle path, dataset name, subject, fo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.demos.boring_classes import BoringModel, RandomDataset
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 
 @dataclass
@@ -43,7 +44,32 @@ class TinyData(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = RandomDataset(32, 64)
         dataset.data = self.samples
-        return DataLoader(dataset, batch_size=8, shuffle=self.shuffle)
+        if not self.shuffle:
+            return DataLoader(dataset, batch_size=8)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        sampler = EpochSeededSampler(len(dataset), seed=11, epoch=epoch)
+        return DataLoader(dataset, batch_size=8, sampler=sampler, generator=torch.Generator())
+
+
+class EpochSeededSampler(Sampler[int]):
+    """Order of epoch ``e`` = a permutation drawn from ``(seed, e)`` alone, computed when the
+    epoch's iteration starts. Created with the trainer's current epoch, so a fit resumed at
+    epoch ``e`` draws epoch ``e``'s order even though Lightning pre-fetches the first batch
+    before it calls ``set_epoch``. (The loader's own generator keeps the global RNG untouched.)
+    """
+
+    def __init__(self, size: int, seed: int, epoch: int = 0) -> None:
+        self.size, self.seed, self.epoch = size, seed, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
 
     def val_dataloader(self) -> DataLoader:
         dataset = RandomDataset(32, 16)

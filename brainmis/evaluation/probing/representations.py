@@ -142,10 +142,9 @@ def _encode_requests(
     out: list[torch.Tensor] = [torch.empty(0)] * len(ids_all)
     start = 0
     while start < len(order):
-        longest = max(len(ids_all[order[start]]), 1)
-        stop = min(len(order), start + max(1, batch_tokens // longest))
-        while stop < len(order) and len(ids_all[order[stop - 1]]) * (stop - start) > batch_tokens:
-            stop -= 1
+        stop = start + 1  # ascending lengths: the last sequence added is the longest
+        while stop < len(order) and (stop + 1 - start) * len(ids_all[order[stop]]) <= batch_tokens:
+            stop += 1
         batch = order[start:stop]
         length = max(len(ids_all[i]) for i in batch)
         input_ids = torch.full((len(batch), length), pad, dtype=torch.long)

@@ -1,0 +1,315 @@
+"""``report.md`` and ``report.html``: the tables and figures of a comparison in one document.
+
+The content is built once as a list of blocks (headings, paragraphs, tables, figures) and
+rendered twice. The HTML embeds the PNGs as data URIs, so the single file opens anywhere;
+the Markdown links them by relative path.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from brainmis.analysis.comparison import Comparison
+from brainmis.analysis.figures import Figure
+from brainmis.analysis.probing_stats import OVERALL
+from brainmis.analysis.tables import CONDITION_HEADER, condition_table_rows, text_summary
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Image:
+    path: str
+    caption: str
+
+
+@dataclass(frozen=True)
+class Preformatted:
+    text: str
+
+
+Block = Heading | Paragraph | Table | Image | Preformatted
+
+
+REPORTED_PAIRED_METRICS = ("lm_loss", "brain_alignment", "probing_score")
+
+
+def _f(value: float, digits: int = 3, signed: bool = False) -> str:
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block]:
+    blocks: list[Block] = []
+    for setting in comparison.matrix.settings:
+        key = (setting.model, setting.dataset)
+        blocks.append(Heading(f"{setting.model} on {setting.dataset}", 2))
+        blocks.append(
+            Paragraph(
+                f"Conditions: {', '.join(setting.conditions)}. Subjects: "
+                f"{', '.join(setting.subjects)}. Folds: {', '.join(map(str, setting.folds))}. "
+                f"Training seeds: {', '.join(map(str, setting.seeds))}. "
+                f"{len(setting.runs)} of {setting.n_cells} runs used."
+            )
+        )
+        blocks.append(Heading("Conditions (mean ± s.e.m. over subject × fold units)", 3))
+        blocks.append(Table(CONDITION_HEADER, condition_table_rows(comparison, *key)))
+        paired = [
+            row
+            for row in comparison.paired_tests
+            if (row.model, row.dataset) == key and row.metric in REPORTED_PAIRED_METRICS
+        ]
+        if paired:
+            blocks.append(Heading("Paired tests between conditions (over subject × fold)", 3))
+            blocks.append(
+                Paragraph(
+                    "Paired t-test and Wilcoxon signed-rank (two-sided) over subject × fold "
+                    "units; every metric, including median and noise-ceiling-normalised brain "
+                    "alignment, is in paired_tests.csv."
+                )
+            )
+            blocks.append(
+                Table(
+                    [
+                        "metric",
+                        "a",
+                        "b",
+                        "n",
+                        "mean a",
+                        "mean b",
+                        "a - b",
+                        "t",
+                        "p (t)",
+                        "W+",
+                        "W-",
+                        "p (Wilcoxon)",
+                    ],
+                    [
+                        [
+                            row.metric,
+                            row.condition_a,
+                            row.condition_b,
+                            str(row.n_pairs),
+                            _f(row.mean_a),
+                            _f(row.mean_b),
+                            _f(row.mean_difference, signed=True),
+                            _f(row.t, 2),
+                            _p(row.p_t),
+                            _f(row.wilcoxon_r_plus, 1),
+                            _f(row.wilcoxon_r_minus, 1),
+                            _p(row.p_wilcoxon),
+                        ]
+                        for row in paired
+                    ],
+                )
+            )
+        scores = [row for row in comparison.probing_scores if (row.model, row.dataset) == key]
+        if scores:
+            table = comparison.probing_tables[key]
+            blocks.append(Heading("Probing score per subfield (mean ± s.e.m. over units)", 3))
+            blocks.append(
+                Paragraph(
+                    f"{len(table.tasks)} tasks; metric per task: "
+                    f"{', '.join(sorted(set(table.metrics)))}; {len(table.probe_seeds)} probe "
+                    "seeds. Rank: Holmes-style rank-normalised score (1 = best condition)."
+                )
+            )
+            lookup = {(row.condition, row.scope): row for row in scores}
+            rows = []
+            for condition in table.conditions:
+                cells = [condition]
+                for scope in table.scopes:
+                    row = lookup.get((condition, scope))
+                    cells.append(
+                        "-"
+                        if row is None
+                        else f"{_f(row.score_mean)} ({_f(row.rank_score_mean, 2)})"
+                    )
+                rows.append(cells)
+            blocks.append(Table(["condition", *[f"{s} (rank)" for s in table.scopes]], rows))
+        blocks += _contrast_blocks(comparison, *key)
+        for figure in figures:
+            if (figure.model, figure.dataset) == key:
+                blocks.append(Image(figure.path, figure.caption))
+    return blocks
+
+
+def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[Block]:
+    rows = [row for row in comparison.contrasts if (row.model, row.dataset) == (model, dataset)]
+    if not rows:
+        return []
+    options = comparison.options
+    return [
+        Heading("Contrasts (probing, Wilcoxon across subjects, Holm over subfields)", 3),
+        Paragraph(
+            f"Win: one-sided {'Student' if options.equal_var else 'Welch'} t-test of the probe "
+            f"seeds, p < {options.alpha}. Wilcoxon signed-rank ({options.alternative}, "
+            f"zero_method={options.zero_method}) on subject means; Holm across subfields, "
+            "'overall' uncorrected."
+        ),
+        Table(
+            [
+                "a vs b",
+                "scope",
+                "subjects",
+                "score a",
+                "score b",
+                "a - b",
+                "wins a",
+                "wins b",
+                "p",
+                "p (Holm)",
+            ],
+            [
+                [
+                    f"{row.condition_a} vs {row.condition_b}",
+                    row.scope,
+                    str(row.n_subjects),
+                    _f(row.score_a),
+                    _f(row.score_b),
+                    _f(row.difference, signed=True),
+                    _f(row.win_rate_a, 2),
+                    _f(row.win_rate_b, 2),
+                    _p(row.p),
+                    _p(row.p_holm) if row.scope != OVERALL else "-",
+                ]
+                for row in sorted(
+                    rows, key=lambda r: (r.condition_a, r.condition_b, r.scope == OVERALL, r.scope)
+                )
+            ],
+        ),
+    ]
+
+
+def report_blocks(comparison: Comparison, figures: list[Figure], files: list[str]) -> list[Block]:
+    """The report's content: overview, per-setting tables and figures, pooled contrasts."""
+    blocks: list[Block] = [Heading("brainmis condition comparison", 1)]
+    runs = comparison.matrix.runs
+    blocks.append(
+        Paragraph(
+            f"{len(runs)} runs in {len(comparison.matrix.settings)} setting(s). "
+            "Brain alignment is the fresh cross-validated ridge read-out (mean voxel r on "
+            "held-out runs); LM loss is on held-out stimuli; both from each run's latest "
+            "evaluation."
+        )
+    )
+    missing = comparison.matrix.missing
+    if missing:
+        blocks.append(Heading("Dropped (incomplete matrix, --allow-incomplete)", 2))
+        blocks.append(Preformatted("\n".join(cell.describe() for cell in missing)))
+    for note in comparison.notes:
+        blocks.append(Paragraph(f"Note: {note}"))
+    blocks.append(Heading("Summary", 2))
+    blocks.append(Preformatted(text_summary(comparison)))
+    blocks += _setting_blocks(comparison, figures)
+    pooled = _contrast_blocks(comparison, "all", "all")
+    if pooled:
+        blocks.append(Heading("All settings pooled", 2))
+        blocks += pooled
+    blocks.append(Heading("Files", 2))
+    blocks.append(Paragraph(", ".join(files)))
+    return blocks
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Paragraph):
+            parts.append(block.text)
+        elif isinstance(block, Preformatted):
+            parts.append(f"```\n{block.text}\n```")
+        elif isinstance(block, Table):
+            lines = ["| " + " | ".join(_md_cell(c) for c in block.header) + " |"]
+            lines.append("|" + "---|" * len(block.header))
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            parts.append("\n".join(lines))
+        elif isinstance(block, Image):
+            parts.append(f"![{block.caption}]({block.path})\n\n*{block.caption}*")
+    return "\n\n".join(parts) + "\n"
+
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:0.5em 0 1.2em;font-size:0.9em}"
+    "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}th{background:#f2f2f2}"
+    "pre{background:#f7f7f7;padding:0.8em;overflow-x:auto;font-size:0.85em}"
+    "figure{margin:1em 0}img{max-width:100%}figcaption{font-style:italic;color:#555}"
+)
+
+
+def render_html(blocks: list[Block], out_dir: Path) -> str:
+    """HTML with the figures (read from ``out_dir``) embedded as base64 PNG data URIs."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>brainmis condition comparison</title>",
+        f"<style>{_STYLE}</style></head><body>",
+    ]
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            parts.append(f"<p>{html.escape(block.text)}</p>")
+        elif isinstance(block, Preformatted):
+            parts.append(f"<pre>{html.escape(block.text)}</pre>")
+        elif isinstance(block, Table):
+            header = "".join(f"<th>{html.escape(c)}</th>" for c in block.header)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                for row in block.rows
+            )
+            parts.append(f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>")
+        elif isinstance(block, Image):
+            data = base64.b64encode((out_dir / block.path).read_bytes()).decode("ascii")
+            parts.append(
+                f'<figure><img src="data:image/png;base64,{data}" '
+                f'alt="{html.escape(block.caption)}" title="{html.escape(block.path)}">'
+                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_reports(
+    comparison: Comparison, figures: list[Figure], files: list[str], out_dir: Path
+) -> list[str]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their names."""
+    blocks = report_blocks(comparison, figures, files)
+    (out_dir / "report.md").write_text(render_markdown(blocks))
+    (out_dir / "report.html").write_text(render_html(blocks, out_dir))
+    return ["report.md", "report.html"]

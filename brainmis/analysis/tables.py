@@ -1,0 +1,252 @@
+"""Tables of a comparison: CSV files, one JSON with every number, and a plain-text summary.
+
+NaN (a number that could not be computed, e.g. a test with one pair) is written as an empty
+CSV cell and as ``null`` in JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from brainmis.analysis.comparison import (
+    UNIT_METRICS,
+    Comparison,
+    ConditionSummaryRow,
+    ContrastRow,
+    PairedTestRow,
+    ProbingScoreRow,
+    RunRow,
+    TaskTestRow,
+    WinRateRow,
+)
+from brainmis.analysis.probing_stats import OVERALL
+
+# file name -> (attribute of Comparison, row type)
+CSV_TABLES = {
+    "runs.csv": ("runs", RunRow),
+    "condition_summary.csv": ("condition_summaries", ConditionSummaryRow),
+    "paired_tests.csv": ("paired_tests", PairedTestRow),
+    "probing_scores.csv": ("probing_scores", ProbingScoreRow),
+    "probing_task_tests.csv": ("task_tests", TaskTestRow),
+    "probing_win_rates.csv": ("win_rates", WinRateRow),
+    "contrasts.csv": ("contrasts", ContrastRow),
+}
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return value
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_csv(rows: list[Any], row_type: type, path: Path) -> None:
+    """Write dataclass ``rows`` of ``row_type`` as CSV (header from the fields, even if empty)."""
+    names = [item.name for item in dataclasses.fields(row_type)]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([_cell(getattr(row, name)) for name in names])
+
+
+def comparison_as_dict(comparison: Comparison) -> dict[str, Any]:
+    """Everything in the comparison as JSON-ready data (NaN -> None)."""
+    options = dataclasses.asdict(comparison.options)
+    settings = [
+        {
+            "model": setting.model,
+            "dataset": setting.dataset,
+            "conditions": setting.conditions,
+            "subjects": setting.subjects,
+            "folds": setting.folds,
+            "seeds": setting.seeds,
+            "result_kinds": setting.result_kinds,
+            "n_cells": setting.n_cells,
+            "n_runs_used": len(setting.runs),
+        }
+        for setting in comparison.matrix.settings
+    ]
+    missing = [
+        {**dataclasses.asdict(cell.identity), "reason": cell.reason}
+        for cell in comparison.matrix.missing
+    ]
+    tables = {
+        name.removesuffix(".csv"): [dataclasses.asdict(row) for row in getattr(comparison, attr)]
+        for name, (attr, _) in CSV_TABLES.items()
+    }
+    data = {
+        "options": options,
+        "metrics": UNIT_METRICS,
+        "settings": settings,
+        "missing": missing,
+        "notes": comparison.notes,
+        **tables,
+    }
+    return _json_value(data)
+
+
+def write_tables(comparison: Comparison, out_dir: Path) -> list[str]:
+    """Write every CSV table and ``comparison.json`` into ``out_dir``; return the file names."""
+    names = []
+    for name, (attr, row_type) in CSV_TABLES.items():
+        write_csv(getattr(comparison, attr), row_type, out_dir / name)
+        names.append(name)
+    missing_rows = [
+        {**dataclasses.asdict(cell.identity), "reason": cell.reason}
+        for cell in comparison.matrix.missing
+    ]
+    with (out_dir / "missing.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(
+            handle,
+            fieldnames=["model", "dataset", "subject", "fold", "condition", "seed", "reason"],
+        )
+        writer.writeheader()
+        writer.writerows(missing_rows)
+    names.append("missing.csv")
+    (out_dir / "comparison.json").write_text(
+        json.dumps(comparison_as_dict(comparison), indent=1, allow_nan=False) + "\n"
+    )
+    names.append("comparison.json")
+    return names
+
+
+def _number(value: float, digits: int = 3, signed: bool = False) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def _p(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
+
+
+def _mean_sem(row: ConditionSummaryRow | None) -> str:
+    if row is None or not math.isfinite(row.mean):
+        return "-"
+    sem = f" ± {row.sem:.3f}" if math.isfinite(row.sem) else ""
+    return f"{row.mean:.3f}{sem}"
+
+
+def condition_table_rows(comparison: Comparison, model: str, dataset: str) -> list[list[str]]:
+    """Rows ``[condition, LM loss, brain r, probing score, rank score, n]`` of one setting."""
+    summaries = {
+        (row.condition, row.metric): row
+        for row in comparison.condition_summaries
+        if (row.model, row.dataset) == (model, dataset)
+    }
+    setting = next(
+        s for s in comparison.matrix.settings if (s.model, s.dataset) == (model, dataset)
+    )
+    rows = []
+    for condition in setting.conditions:
+        cells = [condition]
+        for metric in ("lm_loss", "brain_alignment", "probing_score", "probing_rank_score"):
+            cells.append(_mean_sem(summaries.get((condition, metric))))
+        counts = [row.n for (c, _), row in summaries.items() if c == condition]
+        cells.append(str(max(counts)) if counts else "0")
+        rows.append(cells)
+    return rows
+
+
+CONDITION_HEADER = ["condition", "LM loss", "brain r", "probing", "probing rank", "n"]
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _paired(comparison: Comparison, model: str, dataset: str, metric: str, pair: tuple[str, str]):
+    for row in comparison.paired_tests:
+        if (row.model, row.dataset, row.metric, row.condition_a, row.condition_b) == (
+            model,
+            dataset,
+            metric,
+            *pair,
+        ):
+            return row
+    return None
+
+
+def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str]:
+    """The contrasts of one setting (or of the pooled "all" setting) as text lines."""
+    lines = []
+    for pair in comparison.options.contrasts:
+        rows = [
+            row
+            for row in comparison.contrasts
+            if (row.model, row.dataset, row.condition_a, row.condition_b) == (model, dataset, *pair)
+        ]
+        paired = {
+            m: _paired(comparison, model, dataset, m, pair) for m in ("lm_loss", "brain_alignment")
+        }
+        if not rows and not any(paired.values()):
+            continue
+        lines.append(f"{pair[0]} vs {pair[1]} (differences a - b)")
+        for metric, label in (("lm_loss", "LM loss"), ("brain_alignment", "brain r")):
+            row = paired[metric]
+            if row is not None:
+                lines.append(
+                    f"  {label:<12} {_number(row.mean_difference, signed=True):>7}  "
+                    f"paired t p={_p(row.p_t)}, Wilcoxon p={_p(row.p_wilcoxon)} "
+                    f"(n={row.n_pairs} subject x fold)"
+                )
+        for row in sorted(rows, key=lambda r: (r.scope != OVERALL, r.scope)):
+            label = "probing" if row.scope == OVERALL else f"  {row.scope}"
+            holm = "" if row.scope == OVERALL else f", Holm p={_p(row.p_holm)}"
+            lines.append(
+                f"  {label:<12} {_number(row.difference, signed=True):>7}  "
+                f"wins {_number(100 * row.win_rate_a, 0)}% vs {_number(100 * row.win_rate_b, 0)}%, "
+                f"Wilcoxon p={_p(row.p)}{holm} (n={row.n_subjects} subjects)"
+            )
+    return lines
+
+
+def text_summary(comparison: Comparison) -> str:
+    """The compact plain-text comparison the CLI prints: per setting a condition table, then
+    the contrasts."""
+    blocks = []
+    for setting in comparison.matrix.settings:
+        header = (
+            f"== model={setting.model} dataset={setting.dataset}: {len(setting.subjects)} subjects "
+            f"x {len(setting.folds)} folds x {len(setting.seeds)} seeds, "
+            f"{len(setting.runs)} of {setting.n_cells} runs used"
+        )
+        rows = condition_table_rows(comparison, setting.model, setting.dataset)
+        lines = [header, *_aligned([CONDITION_HEADER, *rows])]
+        contrasts = contrast_lines(comparison, setting.model, setting.dataset)
+        if contrasts:
+            lines += ["", *contrasts]
+        blocks.append("\n".join(lines))
+    pooled = contrast_lines(comparison, "all", "all")
+    if pooled:
+        blocks.append("\n".join(["== all settings pooled (subject-level pairs)", *pooled]))
+    options = comparison.options
+    blocks.append(
+        f"(mean ± s.e.m. over subject x fold units; probing wins: one-sided "
+        f"{'Student' if options.equal_var else 'Welch'} t-test over probe seeds, alpha="
+        f"{options.alpha}; Wilcoxon {options.alternative}, zero_method={options.zero_method})"
+    )
+    return "\n\n".join(blocks)
