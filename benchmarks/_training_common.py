@@ -23,7 +23,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,21 @@ SAME_WEIGHTS_TOLERANCE = 1e-4
 RATIO_GOAL = (
     1.10  # framework/bare on CPU (issue 3)  # max |difference| of trainable weights after round 0
 )
+
+
+def quiet_libraries() -> None:
+    """Silence Lightning's per-fit banners, transformers' progress bars and library warnings,
+    so that the printed comparison stays readable (a benchmark runs many short fits)."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as transformers_logging
+
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
 
 
 # ---------------------------------------------------------------------------- batches
@@ -103,9 +118,21 @@ def mean_tokens_per_window(batches: list[dict[str, torch.Tensor]]) -> float:
     return total / sum(len(b["input_ids"]) for b in batches)
 
 
-def cycle(batches: list[dict[str, torch.Tensor]], n_steps: int) -> list[dict[str, torch.Tensor]]:
-    """``n_steps`` batches taken round-robin from ``batches``."""
-    return [batches[i % len(batches)] for i in range(n_steps)]
+class CycledBatches:
+    """``n_steps`` ready batches taken round-robin from ``batches``: an iterable with a
+    length that Lightning accepts as a train dataloader (a plain list would be read as a
+    collection of loaders). Uses no random numbers."""
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], n_steps: int):
+        self.batches = batches
+        self.n_steps = n_steps
+
+    def __len__(self) -> int:
+        return self.n_steps
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for step in range(self.n_steps):
+            yield self.batches[step % len(self.batches)]
 
 
 # ---------------------------------------------------------------------------- timing
@@ -232,7 +259,7 @@ def run_framework(
     )
     if accelerator == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    trainer.fit(module, train_dataloaders=cycle(batches, n_steps))
+    trainer.fit(module, train_dataloaders=CycledBatches(batches, n_steps))
     peak = torch.cuda.max_memory_allocated() if accelerator == "cuda" else None
     losses = [float(loss) for loss in recorder.losses]
     return LoopResult(clock.ms_per_step(), losses, peak), recorder
@@ -265,7 +292,7 @@ def bare_loop(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     losses = []
-    for step, batch in enumerate(cycle(batches, n_steps)):
+    for step, batch in enumerate(CycledBatches(batches, n_steps)):
         clock.mark(step)
         batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]

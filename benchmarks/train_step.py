@@ -42,6 +42,7 @@ from _training_common import (  # noqa: E402
     describe,
     hp_window_batches,
     mean_tokens_per_window,
+    quiet_libraries,
     run_framework,
 )
 
@@ -132,14 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-steps", type=int, default=4, help="timed steps per round")
     parser.add_argument("--small-warmup", type=int, default=1)
     parser.add_argument("--small-voxels", type=int, default=4000)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds per loop (F B, B F, ...)")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per loop (F B, B F, ...)")
     parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     parser.add_argument("--skip-small", action="store_true", help="tiny model only")
     parser.add_argument("--diagnose", action="store_true", help="also time without self.log")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (1: steadiest on a shared machine; both loops use it)",
+    )
     args = parser.parse_args(argv)
     if args.smoke:
-        args.tiny_steps, args.tiny_warmup, args.rounds, args.skip_small = 3, 1, 2, True
-    torch.set_num_threads(torch.get_num_threads())
+        args.tiny_steps, args.tiny_warmup, args.rounds, args.skip_small = 2, 1, 2, True
+    torch.set_num_threads(args.threads)
+    quiet_libraries()
     print(
         f"train_step benchmark: CPU, {torch.get_num_threads()} torch threads,"
         f" torch {torch.__version__}; ratio goal <= {RATIO_GOAL:.2f}",

@@ -30,7 +30,7 @@ from brainmis.analysis.statistics import (
 PAPER_CONTRASTS = (("preserving", "misaligned"), ("tuned", "preserving"))
 POOLED = "all"
 
-# Per-unit metrics: name -> (description, higher is better).
+# Per-unit metrics compared between conditions: name -> description (with units).
 UNIT_METRICS = {
     "lm_loss": "held-out LM loss (nats/token)",
     "brain_alignment": "brain alignment, mean voxel r (fresh ridge)",

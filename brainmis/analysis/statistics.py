@@ -110,11 +110,11 @@ def _t_p_value(t: float, df: float, alternative: str) -> float:
 def _degenerate_t(difference: float, alternative: str) -> tuple[float, float]:
     """t and p when the standard error is zero: a constant difference.
 
-    Zero difference: t = 0 and p = 1 (no evidence either way; scipy gives NaN). Non-zero:
-    t = +-inf, p = 0 in the direction of the difference and 1 against it.
+    Zero difference: t = 0, as its limit gives: p = 1 two-sided, 0.5 one-sided (scipy gives
+    NaN). Non-zero: t = +-inf, p = 0 in the direction of the difference and 1 against it.
     """
     if difference == 0:
-        return 0.0, 1.0
+        return 0.0, 1.0 if alternative == "two-sided" else 0.5
     t = math.copysign(math.inf, difference)
     if alternative == "two-sided":
         return t, 0.0
@@ -253,9 +253,9 @@ def two_sample_t_test(
 
     Welch: ``t = (ma - mb) / sqrt(va/na + vb/nb)``, Welch-Satterthwaite df. Student: pooled
     variance, df = na + nb - 2. Both samples constant: t = +-inf and p = 0 or 1 when the
-    means differ, t = 0 and p = 1 when they are equal. Fewer than two values in a sample:
-    NaN. Used one-sided per probing task: ``alternative="greater"`` asks whether condition
-    a's probe seeds score higher than condition b's.
+    means differ, t = 0 (p = 0.5 one-sided, 1 two-sided) when they are equal. Fewer than two
+    values in a sample: NaN. Used one-sided per probing task: ``alternative="greater"`` asks
+    whether condition a's probe seeds score higher than condition b's.
     """
     _check_alternative(alternative)
     a, b = _finite(a), _finite(b)

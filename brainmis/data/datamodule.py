@@ -41,6 +41,7 @@ from brainmis.data.window_tokens import (
     PaddedWindows,
     TokenizedWindow,
     WindowCollator,
+    check_tokenizer,
     pad_token_id,
     tokenize_windows,
 )
@@ -218,6 +219,8 @@ class BrainDataModule(LightningDataModule):
             self.window_runs, self.run_names, fold, val_fraction, val_run, self.source
         )
         self.tokenizer = None if tokenizer_path is None else load_tokenizer(tokenizer_path)
+        if self.tokenizer is not None:
+            check_tokenizer(self.tokenizer, max_length)
         self.true_targets: np.ndarray | None = None
         self.targets: np.ndarray | None = None
         self.target_source: np.ndarray | None = None

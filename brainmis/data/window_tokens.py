@@ -94,6 +94,24 @@ def pad_token_id(tokenizer: Any) -> int:
     )
 
 
+def check_tokenizer(tokenizer: Any, max_length: int) -> None:
+    """Raise ``BrainmisInputError`` unless ``tokenizer`` can tokenize and pad windows of at
+    most ``max_length`` tokens: fast, a BOS/EOS where one must be prepended, a pad (or EOS)
+    token, and room for at least one word token beside the special tokens."""
+    source = getattr(tokenizer, "name_or_path", None)
+    if not getattr(tokenizer, "is_fast", False):
+        raise BrainmisInputError(
+            source, "a fast tokenizer (tokenizer.json) is needed for offset mappings"
+        )
+    prepend = special_token_to_prepend(tokenizer)
+    pad_token_id(tokenizer)
+    n_special = tokenizer.num_special_tokens_to_add(pair=False) + (prepend is not None)
+    if max_length < n_special + 1:
+        raise BrainmisInputError(
+            source, f"max_length {max_length} leaves no room for words next to special tokens"
+        )
+
+
 def _groups_of_tokens(offsets: Sequence[tuple[int, int]], char_groups: np.ndarray) -> np.ndarray:
     groups = np.full(len(offsets), -1, dtype=np.int64)
     for index, (start, end) in enumerate(offsets):
@@ -136,17 +154,8 @@ def tokenize_windows(
     Returns:
         One ``TokenizedWindow`` per window.
     """
-    source = getattr(tokenizer, "name_or_path", None)
-    if not getattr(tokenizer, "is_fast", False):
-        raise BrainmisInputError(
-            source, "a fast tokenizer (tokenizer.json) is needed for offset mappings"
-        )
+    check_tokenizer(tokenizer, max_length)
     prepend = special_token_to_prepend(tokenizer)
-    n_special = tokenizer.num_special_tokens_to_add(pair=False) + (prepend is not None)
-    if max_length < n_special + 1:
-        raise BrainmisInputError(
-            source, f"max_length {max_length} leaves no room for words next to special tokens"
-        )
     out: list[TokenizedWindow] = []
     for chunk_start in range(0, len(windows), TOKENIZE_CHUNK):
         chunk = [window_text(w) for w in windows[chunk_start : chunk_start + TOKENIZE_CHUNK]]

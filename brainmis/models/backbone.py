@@ -113,7 +113,7 @@ def load_backbone(
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     try:
         model = auto_class.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RuntimeError) as error:
         raise BrainmisInputError(path, f"cannot load the model weights: {error}") from error
     vocab_size = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocab_size:

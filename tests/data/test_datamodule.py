@@ -118,6 +118,15 @@ def test_single_items_match_the_batched_fetch(bert_path):
         assert torch.equal(value, one_by_one[key]), key
 
 
+def test_a_worker_process_gives_the_same_batches(bert_path):
+    in_process = all_batches(make(bert_path).val_dataloader())
+    with_worker = all_batches(make(bert_path, num_workers=1).val_dataloader())
+    assert len(in_process) == len(with_worker)
+    for a, b in zip(in_process, with_worker, strict=True):
+        for key in BATCH_KEYS:
+            assert torch.equal(a[key], b[key]), key
+
+
 def test_test_loader_is_the_held_out_run(bert_path):
     dm = make(bert_path, fold=2, shuffle_targets=True)
     batches = all_batches(dm.test_dataloader())
@@ -208,9 +217,14 @@ def test_bad_arguments_are_one_line_input_errors(bert_path, kwargs, message):
     assert "\n" not in str(error.value)
 
 
-def test_tokenizer_problems(tmp_path):
+def test_tokenizer_problems(tmp_path, bert_path):
     with pytest.raises(BrainmisInputError, match="tokenizer folder not found"):
         make(str(tmp_path / "missing"))
+    with pytest.raises(BrainmisInputError, match="max_length 2 leaves no room"):
+        make(bert_path, max_length=2)  # [CLS] + [SEP] fill it, refused before setup()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BrainmisInputError, match="cannot load a tokenizer|not a fast"):
+        make(str(tmp_path / "empty"))
     dm = make(None)
     assert dm.n_voxels == 10  # no tokenizer needed to know the voxels
     with pytest.raises(BrainmisInputError, match="no tokenizer"):

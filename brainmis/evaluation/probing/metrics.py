@@ -45,7 +45,7 @@ def seen_in_training(task: ProbingTask) -> np.ndarray:
     return np.asarray([item.surface_key() in train_keys for item in task.split("test")], dtype=bool)
 
 
-def test_scores(
+def score_test_predictions(
     labels: np.ndarray, predictions: np.ndarray, seen: np.ndarray, regression: bool
 ) -> dict[str, float]:
     """Metric name -> score for one probe: ``accuracy``, ``macro_f1`` (+ ``_seen``/``_unseen``)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from brainmis.evaluation.probing.holmes_reader import ProbingTask
-from brainmis.evaluation.probing.metrics import seen_in_training, test_scores
+from brainmis.evaluation.probing.metrics import score_test_predictions, seen_in_training
 from brainmis.evaluation.probing.probe import ProbeProblem, ProbeProtocol, train_probes
 from brainmis.evaluation.probing.representations import RepresentationCache, TaskFeatures
 
@@ -81,7 +81,7 @@ def _score_probes(
         task = features.task
         seen = seen_in_training(task)
         for result in task_results:
-            metrics = test_scores(
+            metrics = score_test_predictions(
                 task_labels["test"], result.test_predictions, seen, task.is_regression
             )
             for metric, value in metrics.items():

@@ -1,0 +1,95 @@
+"""``brainmis demo``: the main job on the embedded synthetic default.
+
+Builds a tiny GPT-2 (tokenizer trained on the project's narrative, briefly LM-pretrained),
+then fits every condition for every synthetic subject with the demo configs
+(``configs/demo/<condition>.yaml``: brain-alignment and probing callbacks included), and ends
+with ``brainmis compare`` over the runs, which prints the comparison table. Nothing existing
+is overwritten: without ``--out`` the first free folder ``runs/demo``, ``runs/demo-2``, ...
+is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
+
+CONDITIONS = ("misaligned", "preserving", "tuned")
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "demo"
+
+
+def first_free_folder(base: Path) -> Path:
+    """``base`` if it is free (absent or empty), else ``base-2``, ``base-3``, ..."""
+    candidate, number = base, 1
+    while candidate.exists() and (not candidate.is_dir() or any(candidate.iterdir())):
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+def demo_config(condition: str) -> Path:
+    path = CONFIG_DIR / f"{condition}.yaml"
+    if not path.is_file():
+        raise BrainmisInputError(
+            path, "demo config not found: run `brainmis demo` from a clone of the repository"
+        )
+    return path
+
+
+def fit_args(condition: str, subject: str, model: Path, out: Path, extra: list[str]) -> list[str]:
+    """Arguments of ``brainmis fit`` for one demo run, logged under
+    ``<out>/lightning_logs/<condition>_sub-<subject>/version_0``."""
+    return [
+        "fit",
+        "--config",
+        str(demo_config(condition)),
+        "--model.pretrained_path",
+        str(model),
+        "--data.subject",
+        subject,
+        "--trainer.default_root_dir",
+        str(out),
+        "--trainer.logger",
+        "lightning.pytorch.loggers.TensorBoardLogger",
+        "--trainer.logger.save_dir",
+        str(out / "lightning_logs"),
+        "--trainer.logger.name",
+        f"{condition}_sub-{subject}",
+        *extra,
+    ]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="brainmis demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=None, help="new or empty folder")
+    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    parser.add_argument("--subjects", nargs="+", default=None, help="default: every subject")
+    parser.add_argument("--pretrain-steps", type=int, default=300, help="LM steps of the model")
+    parser.add_argument(
+        "fit_overrides", nargs="*", help="extra `brainmis fit` options after `--`, e.g. "
+        "-- --trainer.max_epochs=2"
+    )
+    args = parser.parse_args(argv)
+    out = refuse_non_empty_dir(args.out) if args.out else first_free_folder(Path("runs/demo"))
+    for condition in args.conditions:
+        demo_config(condition)
+
+    from brainmis.analysis.compare import main as compare_main
+    from brainmis.data.datamodule import BrainDataModule
+    from brainmis.models.tiny import make_tiny_model
+    from brainmis.training_cli import run_lightning_cli
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"brainmis demo: writing into {out}")
+    model = make_tiny_model("gpt2", out=out / "tiny-gpt2", pretrain_steps=args.pretrain_steps)
+    print(f"  tiny GPT-2 with a tokenizer trained on the narrative: {model}")
+    subjects = args.subjects or list(BrainDataModule().dataset_subjects)
+    for subject in subjects:
+        for condition in args.conditions:
+            print(f"  fit {condition:<11} subject {subject} ...", flush=True)
+            run_lightning_cli(fit_args(condition, subject, model, out, args.fit_overrides))
+    print(f"  {len(subjects) * len(args.conditions)} fits in {time.perf_counter() - started:.0f} s")
+    return compare_main([str(out / "lightning_logs"), "--out", str(out / "comparison")])

@@ -1,0 +1,154 @@
+"""``BrainAlignmentCallback``: a fresh cross-validated ridge on the model's features during fit.
+
+When it evaluates (epoch labels in the files and the log):
+
+- at fit start: the model before any training (the pretrained baseline), labelled epoch -1
+  and logged at global step 0 (``brain_r_epoch-1.npy``);
+- after every ``every_n_epochs``-th training epoch E (0-based), labelled E;
+- at fit end, labelled with the last finished epoch, unless that epoch was just evaluated.
+
+Each evaluation extracts the features of all windows (``datamodule.full_dataloader()``)
+with the module's ``backbone`` and ``feature_layer``, fits the ridge on the non-test runs
+against ``datamodule.true_targets`` (never the shuffled training targets) and scores
+``datamodule.test_run`` (see :mod:`brainmis.evaluation.model_alignment`). It logs
+``brain_alignment/mean``, ``/median``, ``/nc_normalized``, ``/roi/<name>``,
+``/seconds`` (its own cost) and a TensorBoard histogram ``brain_alignment/r``, and writes
+``<log_dir>/evaluation/brain_alignment.json`` and ``brain_r_epoch{E}.npy``.
+
+Under DDP only global rank 0 evaluates (a forward pass on the unwrapped module needs no
+other rank); the other ranks wait at a barrier. Sharded strategies (FSDP), where a forward
+pass needs every rank, are not supported by this callback: evaluate the checkpoint with
+``brainmis evaluate-brain`` instead.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
+
+from brainmis.evaluation.model_alignment import (
+    ModelAlignment,
+    align_features,
+    model_window_features,
+    write_alignment_files,
+)
+
+BASELINE_EPOCH = -1
+
+
+class BrainAlignmentCallback(Callback):
+    """Evaluate brain alignment at fit start, every ``every_n_epochs`` epochs and at fit end.
+
+    Args:
+        every_n_epochs: evaluate after every N-th training epoch (0: only start and end).
+        alphas: ridge penalty grid (default ``np.logspace(-2, 9, 12)``).
+        leakage: also fit the MLP leakage check (slower).
+        at_fit_start: evaluate the untrained model (epoch -1).
+    """
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        alphas: list[float] | None = None,
+        leakage: bool = False,
+        at_fit_start: bool = True,
+    ) -> None:
+        super().__init__()
+        if every_n_epochs < 0:
+            raise ValueError("every_n_epochs must be >= 0")
+        self.every_n_epochs = every_n_epochs
+        self.alphas = None if alphas is None else np.asarray(alphas, dtype=np.float64)
+        self.leakage = leakage
+        self.at_fit_start = at_fit_start
+        self.history: list[dict] = []
+        self.last_alignment: ModelAlignment | None = None
+        self._evaluated_epochs: set[int] = set()
+
+    # --------------------------------------------------------------- hooks
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.at_fit_start:
+            self._evaluate(trainer, pl_module, BASELINE_EPOCH, step=0)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        epoch = trainer.current_epoch
+        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
+            self._evaluate(trainer, pl_module, epoch, step=trainer.global_step)
+
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # After the loop, current_epoch counts the finished epochs.
+        last_epoch = max(trainer.current_epoch - 1, 0) if trainer.global_step else BASELINE_EPOCH
+        if last_epoch not in self._evaluated_epochs:
+            self._evaluate(trainer, pl_module, last_epoch, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": list(self.history), "evaluated": sorted(self._evaluated_epochs)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+        self._evaluated_epochs = set(state_dict.get("evaluated", []))
+
+    # --------------------------------------------------------------- work
+    def _evaluate(self, trainer: Trainer, pl_module: LightningModule, epoch: int, step: int):
+        if trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
+            return
+        self._evaluated_epochs.add(epoch)
+        if trainer.is_global_zero:
+            alignment = self._evaluate_on_rank_zero(trainer, pl_module, epoch)
+            self._report(trainer, alignment, step)
+        trainer.strategy.barrier("brain_alignment")
+
+    def _evaluate_on_rank_zero(
+        self, trainer: Trainer, pl_module: LightningModule, epoch: int
+    ) -> ModelAlignment:
+        datamodule = trainer.datamodule
+        if datamodule is None:
+            raise RuntimeError(
+                "BrainAlignmentCallback needs a datamodule (trainer.fit(..., datamodule=))"
+            )
+        start = time.perf_counter()
+        features = model_window_features(
+            pl_module.backbone, datamodule, layer=pl_module.feature_layer, device=pl_module.device
+        )
+        return align_features(
+            features,
+            datamodule,
+            epoch,
+            alphas=self.alphas,
+            leakage=self.leakage,
+            device=pl_module.device,
+            seconds_so_far=time.perf_counter() - start,
+        )
+
+    def _report(self, trainer: Trainer, alignment: ModelAlignment, step: int) -> None:
+        self.last_alignment = alignment
+        summary = {
+            "epoch": alignment.epoch,
+            "mean": alignment.ridge.mean,
+            "median": alignment.ridge.median,
+            "nc_normalized": alignment.ridge.nc_normalized,
+            "seconds": alignment.seconds,
+        }
+        self.history = [h for h in self.history if h["epoch"] != alignment.epoch] + [summary]
+        for logger in trainer.loggers:
+            logger.log_metrics(alignment.scalars(), step=step)
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_histogram("brain_alignment/r", alignment.ridge.r, step)
+        if trainer.log_dir is not None:
+            datamodule = trainer.datamodule
+            write_alignment_files(
+                Path(trainer.log_dir) / "evaluation",
+                alignment,
+                subject=getattr(datamodule, "subject", None),
+                selected_voxels=getattr(datamodule, "selected_voxels", None),
+                history=self.history,
+            )
+        rank_zero_info(
+            f"brain alignment (epoch {alignment.epoch}): mean r {alignment.ridge.mean:.4f}, "
+            f"median {alignment.ridge.median:.4f}, {alignment.seconds:.1f} s"
+        )

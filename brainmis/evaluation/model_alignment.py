@@ -1,0 +1,144 @@
+"""Brain alignment of a model on a datamodule's fold, and the run-folder files it writes.
+
+Shared by :class:`brainmis.evaluation.brain_callback.BrainAlignmentCallback` and
+``brainmis evaluate-brain``, so both give the same numbers for the same weights: features of
+every window (``datamodule.full_dataloader()``), a ridge fitted on the windows of the
+non-test runs against the *true* targets, scored on ``datamodule.test_run``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from brainmis.evaluation.brain_maps import save_brain_map
+from brainmis.evaluation.encoding import BrainAlignmentResult, evaluate_brain_alignment
+from brainmis.evaluation.extract import extract_window_features, features_in_table_order
+from brainmis.evaluation.leakage import LeakageResult, mlp_leakage
+
+RESULT_FILE = "brain_alignment.json"
+
+
+def per_voxel_file(epoch: int) -> str:
+    """``brain_r_epoch{E}.npy``: per-voxel r of the evaluation after epoch ``E`` (-1 = the
+    model before any training)."""
+    return f"brain_r_epoch{epoch}.npy"
+
+
+@dataclass
+class ModelAlignment:
+    """One evaluation of a model: the ridge result, the optional MLP check, its cost."""
+
+    epoch: int
+    ridge: BrainAlignmentResult
+    leakage: LeakageResult | None
+    seconds: float
+
+    def to_json(self) -> dict:
+        """The ``brain_alignment.json`` record (docs/architecture.md, "Run folder")."""
+        record = {"epoch": self.epoch, **self.ridge.to_json(), "seconds": self.seconds}
+        record["leakage_mlp"] = None if self.leakage is None else self.leakage.to_json()
+        return record
+
+    def scalars(self) -> dict[str, float]:
+        """Scalars to log: ``brain_alignment/mean``, ``/median``, ``/nc_normalized``,
+        ``/roi/<name>`` (ROI mean), ``/seconds`` and, with leakage, ``/leakage_mlp_mean``."""
+        values = {
+            "brain_alignment/mean": self.ridge.mean,
+            "brain_alignment/median": self.ridge.median,
+            "brain_alignment/seconds": self.seconds,
+        }
+        if self.ridge.nc_normalized is not None:
+            values["brain_alignment/nc_normalized"] = self.ridge.nc_normalized
+        for name, score in self.ridge.per_roi.items():
+            values[f"brain_alignment/roi/{name}"] = score.mean
+        if self.leakage is not None:
+            values["brain_alignment/leakage_mlp_mean"] = self.leakage.summary.mean
+        return values
+
+
+def model_window_features(
+    model: nn.Module, datamodule: Any, layer: int = -1, device: torch.device | None = None
+) -> np.ndarray:
+    """Features ``(N, context_trs * hidden)`` float32 of all N windows, in table order."""
+    features, sample_ids = extract_window_features(
+        model, datamodule.full_dataloader(), datamodule.context_trs, layer=layer, device=device
+    )
+    return features_in_table_order(features, sample_ids, len(datamodule.window_runs))
+
+
+def align_features(
+    features: np.ndarray,
+    datamodule: Any,
+    epoch: int,
+    alphas: np.ndarray | None = None,
+    leakage: bool = False,
+    device: torch.device | str | None = None,
+    seconds_so_far: float = 0.0,
+) -> ModelAlignment:
+    """Score window features ``(N, F)`` against the datamodule's true targets: fit on the
+    non-test runs, score ``datamodule.test_run``. ``seconds`` counts from the caller's start
+    (``seconds_so_far`` for the extraction) to the end of scoring."""
+    start = time.perf_counter()
+    ridge = evaluate_brain_alignment(
+        features,
+        datamodule.true_targets,
+        datamodule.window_runs,
+        test_runs=datamodule.test_run,
+        alphas=alphas,
+        noise_ceiling=datamodule.noise_ceiling,
+        roi_masks=datamodule.roi_masks,
+        device=device,
+    )
+    check = None
+    if leakage:
+        check = mlp_leakage(
+            features,
+            datamodule.true_targets,
+            datamodule.window_runs,
+            test_runs=datamodule.test_run,
+            noise_ceiling=datamodule.noise_ceiling,
+        )
+    seconds = seconds_so_far + time.perf_counter() - start
+    return ModelAlignment(epoch=epoch, ridge=ridge, leakage=check, seconds=seconds)
+
+
+def write_alignment_files(
+    folder: str | Path,
+    alignment: ModelAlignment,
+    subject: Any = None,
+    selected_voxels: np.ndarray | None = None,
+    history: list[dict] | None = None,
+) -> list[Path]:
+    """Write ``brain_alignment.json`` (latest evaluation, plus ``history`` if given),
+    ``brain_r_epoch{E}.npy`` ``(V,)`` and, when the subject has voxel coordinates,
+    ``brain_r_epoch{E}.nii.gz``. Returns the written paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = alignment.to_json()
+    if history is not None:
+        record["history"] = history
+    written = [folder / RESULT_FILE, folder / per_voxel_file(alignment.epoch)]
+    written[0].write_text(json.dumps(record, indent=2) + "\n")
+    np.save(written[1], alignment.ridge.r.astype(np.float64), allow_pickle=False)
+    if alignment.leakage is not None:
+        leakage_path = folder / f"leakage_mlp_r_epoch{alignment.epoch}.npy"
+        np.save(leakage_path, alignment.leakage.r.astype(np.float64), allow_pickle=False)
+        written.append(leakage_path)
+    if subject is not None:
+        nifti = save_brain_map(
+            alignment.ridge.r,
+            subject,
+            folder / f"brain_r_epoch{alignment.epoch}.nii.gz",
+            voxel_indices=selected_voxels,
+        )
+        if nifti is not None:
+            written.append(nifti)
+    return written

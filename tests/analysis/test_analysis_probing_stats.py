@@ -1,0 +1,113 @@
+"""Per-task wins, win rates, subfield scores and rank-normalised scores on a hand-made table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from brainmis.analysis import probing_stats
+from brainmis.analysis.probing_stats import ProbingTable
+
+
+def hand_table() -> ProbingTable:
+    """Two conditions, two units of one subject, three tasks (2 syntax, 1 semantics), 3 seeds.
+
+    Unit 0: t1 a clearly higher, t2 identical, t3 b clearly higher.
+    Unit 1: t1 a clearly higher, t2 a clearly higher, t3 task missing for b.
+    """
+    nan = np.nan
+    a = [
+        [[0.80, 0.81, 0.79], [0.60, 0.61, 0.59], [0.50, 0.51, 0.49]],
+        [[0.90, 0.91, 0.89], [0.70, 0.71, 0.69], [0.40, 0.41, 0.39]],
+    ]
+    b = [
+        [[0.70, 0.71, 0.69], [0.60, 0.61, 0.59], [0.60, 0.61, 0.59]],
+        [[0.80, 0.81, 0.79], [0.60, 0.61, 0.59], [nan, nan, nan]],
+    ]
+    return ProbingTable(
+        conditions=["a", "b"],
+        units=[("S1", 0, 42), ("S1", 1, 42)],
+        tasks=["t1", "t2", "t3"],
+        task_subfields=["syntax", "syntax", "semantics"],
+        metrics=["accuracy"] * 3,
+        probe_seeds=[0, 1, 2],
+        scores=np.array([a, b], dtype=float),
+    )
+
+
+def test_scopes_are_sorted_subfields_then_overall():
+    assert hand_table().scopes == ["semantics", "syntax", "overall"]
+
+
+def test_pair_wins_by_hand():
+    table = hand_table()
+    wins = probing_stats.pair_wins(table, "a", "b", alpha=0.05, equal_var=False)
+    # t1 unit 0: difference 0.1, both variances 1e-4, se = sqrt(2e-4/3), df = 4
+    t = 0.1 / np.sqrt(2e-4 / 3)
+    assert wins.t[0, 0] == pytest.approx(t)
+    assert wins.df[0, 0] == pytest.approx(4.0)
+    assert wins.p_a_greater[0, 0] == pytest.approx(stats.t.sf(t, 4))
+    reference = stats.ttest_ind(
+        table.scores[0, 0, 0], table.scores[1, 0, 0], equal_var=False, alternative="greater"
+    )
+    assert wins.p_a_greater[0, 0] == pytest.approx(reference.pvalue)
+    np.testing.assert_array_equal(wins.win_a, [[True, False, False], [True, True, False]])
+    np.testing.assert_array_equal(wins.win_b, [[False, False, True], [False, False, False]])
+    np.testing.assert_array_equal(wins.tested, [[True, True, True], [True, True, False]])
+    assert wins.p_a_greater[0, 1] == pytest.approx(0.5)  # identical seeds: t = 0
+
+
+def test_win_rates_within_subfield_then_across():
+    table = hand_table()
+    wins = probing_stats.pair_wins(table, "a", "b", alpha=0.05, equal_var=False)
+    rate_a, rate_b = probing_stats.win_rates(table, wins)
+    # unit 0: semantics a 0/1, syntax a 1/2 -> overall (0 + 0.5) / 2
+    np.testing.assert_allclose(rate_a[0], [0.0, 0.5, 0.25])
+    np.testing.assert_allclose(rate_b[0], [1.0, 0.0, 0.5])
+    # unit 1: semantics untested (NaN), syntax a 2/2 -> overall over the subfields there
+    assert np.isnan(rate_a[1, 0])
+    np.testing.assert_allclose(rate_a[1, 1:], [1.0, 1.0])
+
+
+def test_subfield_scores_and_subject_means():
+    table = hand_table()
+    scores = probing_stats.subfield_scores(table)
+    # condition a, unit 0: semantics 0.5, syntax (0.8 + 0.6) / 2 = 0.7, overall 0.6
+    np.testing.assert_allclose(scores[0, 0], [0.5, 0.7, 0.6])
+    # condition b, unit 1: semantics missing -> overall = syntax only
+    assert np.isnan(scores[1, 1, 0])
+    np.testing.assert_allclose(scores[1, 1, 1:], [0.7, 0.7])
+    per_subject = probing_stats.subject_means(table, scores)
+    assert per_subject.shape == (2, 1, 3)
+    # a, syntax: units 0.7 and 0.8 -> 0.75
+    assert per_subject[0, 0, 1] == pytest.approx(0.75)
+
+
+def test_rank_normalised_scores_by_hand():
+    table = hand_table()
+    ranks = probing_stats.rank_normalised_scores(table)
+    # unit 0: t1 a best (a 1, b 0), t2 tie (0.5, 0.5), t3 b best (a 0, b 1)
+    # semantics: a 0, b 1; syntax: a 0.75, b 0.25; overall: a 0.375, b 0.625
+    np.testing.assert_allclose(ranks[:, 0, :], [[0.0, 0.75, 0.375], [1.0, 0.25, 0.625]])
+    # unit 1, t3 only a has it: not ranked -> semantics NaN for both
+    assert np.isnan(ranks[:, 1, 0]).all()
+    np.testing.assert_allclose(ranks[:, 1, 1], [1.0, 0.0])
+
+
+def test_three_conditions_rank_in_between():
+    table = hand_table()
+    third = table.scores[:1] - 0.05  # condition c: a shifted down, between a and b on t1
+    table = ProbingTable(
+        conditions=["a", "b", "c"],
+        units=table.units,
+        tasks=table.tasks,
+        task_subfields=table.task_subfields,
+        metrics=table.metrics,
+        probe_seeds=table.probe_seeds,
+        scores=np.concatenate([table.scores, third]),
+    )
+    means = probing_stats.seed_means(table)
+    np.testing.assert_allclose(means[:, 0, 0], [0.80, 0.70, 0.75])
+    ranks = probing_stats.rank_normalised_scores(table)
+    assert ranks[2, 0, 1] == pytest.approx(np.mean([0.5, 0.0]))  # syntax: t1 middle, t2 last

@@ -1,0 +1,87 @@
+"""BrainAlignmentCallback during a short fit: evaluations, logs and run-folder files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from brainmis.evaluation.brain_callback import BrainAlignmentCallback
+from brainmis.evaluation.encoding import evaluate_brain_alignment
+from brainmis.evaluation.model_alignment import model_window_features
+
+
+def test_run_folder_files(fitted_run):
+    log_dir, callback, datamodule = fitted_run
+    folder = log_dir / "evaluation"
+    record = json.loads((folder / "brain_alignment.json").read_text())
+    assert record["epoch"] == 0  # the latest evaluation: after the only epoch
+    assert record["n_voxels"] == datamodule.n_voxels
+    assert set(record) >= {"mean", "median", "nc_normalized", "per_roi", "leakage_mlp"}
+    assert [entry["epoch"] for entry in record["history"]] == [-1, 0]
+    baseline = np.load(folder / "brain_r_epoch-1.npy")
+    after = np.load(folder / "brain_r_epoch0.npy")
+    assert baseline.shape == after.shape == (datamodule.n_voxels,)
+    assert record["mean"] == pytest.approx(after.mean())
+    assert set(record["per_roi"]) == set(datamodule.roi_masks)
+    # three steps at lr 1e-2 change the LoRA weights, so the features and the scores move
+    assert not np.allclose(baseline, after)
+
+
+def test_scores_use_true_targets_of_the_fold(fitted_run, tiny_gpt2_path):
+    """The callback's numbers are those of an independent evaluation of the final weights."""
+    log_dir, callback, datamodule = fitted_run
+    alignment = callback.last_alignment
+    assert alignment is not None and alignment.ridge.test_runs == [datamodule.test_run]
+    assert alignment.ridge.alphas == [1.0, 100.0, 1e4]
+    np.testing.assert_allclose(
+        np.load(log_dir / "evaluation" / "brain_r_epoch0.npy"), alignment.ridge.r
+    )
+
+
+def test_logged_scalars_and_histogram(fitted_run):
+    log_dir, _, datamodule = fitted_run
+    csv_files = list((log_dir.parent.parent / "csv").rglob("metrics.csv"))
+    assert len(csv_files) == 1
+    rows = list(csv.DictReader(csv_files[0].open()))
+    logged = {key for row in rows for key, value in row.items() if value != ""}
+    expected = {"brain_alignment/mean", "brain_alignment/median", "brain_alignment/seconds"}
+    expected |= {f"brain_alignment/roi/{name}" for name in datamodule.roi_masks}
+    if datamodule.noise_ceiling is not None:
+        expected.add("brain_alignment/nc_normalized")
+    assert expected <= logged
+    means = [float(row["brain_alignment/mean"]) for row in rows if row["brain_alignment/mean"]]
+    assert len(means) == 2  # baseline and after epoch 0
+    seconds = [float(r["brain_alignment/seconds"]) for r in rows if r["brain_alignment/seconds"]]
+    assert all(value > 0 for value in seconds)
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(log_dir), size_guidance={"histograms": 0})
+    events.Reload()
+    assert "brain_alignment/r" in events.Tags()["histograms"]
+    assert len(events.Histograms("brain_alignment/r")) == 2
+
+
+def test_baseline_is_the_untrained_model(fitted_run, tiny_gpt2_path):
+    from brainmis.models.backbone import load_backbone
+
+    log_dir, _, datamodule = fitted_run
+    features = model_window_features(load_backbone(tiny_gpt2_path).model, datamodule)
+    expected = evaluate_brain_alignment(
+        features,
+        datamodule.true_targets,
+        datamodule.window_runs,
+        test_runs=datamodule.test_run,
+        alphas=[1.0, 100.0, 1e4],
+    )
+    np.testing.assert_allclose(
+        np.load(log_dir / "evaluation" / "brain_r_epoch-1.npy"), expected.r, atol=1e-5
+    )
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="every_n_epochs"):
+        BrainAlignmentCallback(every_n_epochs=-1)

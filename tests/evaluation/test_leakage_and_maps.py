@@ -1,0 +1,88 @@
+"""The MLP leakage check and NIfTI brain maps."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainmis.data.records import Run, Subject
+from brainmis.evaluation.brain_maps import can_map, save_brain_map, values_to_volume
+from brainmis.evaluation.encoding import evaluate_brain_alignment
+from brainmis.evaluation.leakage import MLPSettings, early_stopping_split, mlp_leakage
+
+
+def test_mlp_finds_what_a_linear_read_out_cannot():
+    """Responses driven by |feature|: invisible to the ridge, visible to the MLP."""
+    rng = np.random.default_rng(0)
+    features = rng.standard_normal((480, 8)).astype(np.float32)
+    hidden_signal = np.abs(features[:, :2]) @ rng.uniform(0.5, 1.0, (2, 12))
+    responses = hidden_signal + 0.5 * rng.standard_normal((480, 12))
+    runs = np.repeat(np.arange(4), 120)
+    ridge = evaluate_brain_alignment(features, responses, runs, test_runs=3)
+    leakage = mlp_leakage(
+        features, responses, runs, test_runs=3, settings=MLPSettings(hidden=64, max_epochs=60)
+    )
+    assert abs(ridge.mean) < 0.15
+    assert leakage.summary.mean > 0.5
+    assert leakage.r.shape == (12,) and leakage.test_runs == [3]
+    record = leakage.to_json()
+    assert record["mean"] == pytest.approx(leakage.r.mean()) and record["epochs"][0] >= 0
+
+
+def test_mlp_is_deterministic_and_leaves_global_rng_alone():
+    rng = np.random.default_rng(1)
+    features, responses = rng.standard_normal((90, 4)), rng.standard_normal((90, 3))
+    runs = np.repeat(np.arange(3), 30)
+    import torch
+
+    torch.manual_seed(5)
+    expected_next = torch.rand(1)
+    torch.manual_seed(5)
+    settings = MLPSettings(hidden=8, max_epochs=5)
+    first = mlp_leakage(features, responses, runs, test_runs=0, settings=settings)
+    assert torch.rand(1) == expected_next
+    second = mlp_leakage(features, responses, runs, test_runs=0, settings=settings)
+    np.testing.assert_array_equal(first.r, second.r)
+
+
+def test_early_stopping_split():
+    np.testing.assert_array_equal(early_stopping_split(np.array([0, 0, 2, 2])), [0, 0, 1, 1])
+    np.testing.assert_array_equal(early_stopping_split(np.zeros(5)), [0, 0, 0, 0, 1])
+
+
+def subject_with_coords(coords=None) -> Subject:
+    run = Run(
+        name="run1",
+        tr_times=np.arange(3.0),
+        responses=np.zeros((3, 3), dtype=np.float32),
+        kept_trs=np.arange(3),
+        words=np.array(["a"]),
+        word_onsets=np.array([0.5]),
+    )
+    return Subject(
+        name="S",
+        runs=[run],
+        voxel_coords=None if coords is None else np.asarray(coords),
+        volume_shape=None if coords is None else (3, 4, 5),
+        affine=None if coords is None else np.diag([2.0, 2.0, 2.0, 1.0]),
+    )
+
+
+def test_values_land_at_their_coordinates(tmp_path):
+    subject = subject_with_coords([[0, 0, 0], [1, 2, 3], [2, 3, 4]])
+    path = save_brain_map(np.array([0.5, 0.25]), subject, tmp_path / "r.nii.gz", [2, 0])
+    image = nib.load(path)
+    data = image.get_fdata()
+    assert data.shape == (3, 4, 5)
+    assert data[2, 3, 4] == 0.5 and data[0, 0, 0] == 0.25 and np.isnan(data[1, 2, 3])
+    np.testing.assert_array_equal(image.affine, np.diag([2.0, 2.0, 2.0, 1.0]))
+
+
+def test_no_coordinates_no_map(tmp_path):
+    subject = subject_with_coords()
+    assert not can_map(subject)
+    assert save_brain_map(np.zeros(3), subject, tmp_path / "r.nii.gz") is None
+    assert not (tmp_path / "r.nii.gz").exists()
+    with pytest.raises(ValueError, match="values for"):
+        values_to_volume(np.zeros(2), subject_with_coords([[0, 0, 0]] * 3))
