@@ -38,6 +38,14 @@ def demo_config(condition: str) -> Path:
     return path
 
 
+def synthetic_default_subjects() -> list[str]:
+    """Names of the subjects of the synthetic default (generated into the cache if needed)."""
+    from brainmis.data.bundle import load_bundle
+    from brainmis.data.datamodule import BrainDataModule
+
+    return list(load_bundle(BrainDataModule().bundle_path, verify=False).subjects)
+
+
 def fit_args(condition: str, subject: str, model: Path, out: Path, extra: list[str]) -> list[str]:
     """Arguments of ``brainmis fit`` for one demo run, logged under
     ``<out>/lightning_logs/<condition>_sub-<subject>/version_0``."""
@@ -68,8 +76,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--subjects", nargs="+", default=None, help="default: every subject")
     parser.add_argument("--pretrain-steps", type=int, default=300, help="LM steps of the model")
     parser.add_argument(
-        "fit_overrides", nargs="*", help="extra `brainmis fit` options after `--`, e.g. "
-        "-- --trainer.max_epochs=2"
+        "fit_overrides",
+        nargs="*",
+        help="extra `brainmis fit` options after `--`, e.g. -- --trainer.max_epochs=2",
     )
     args = parser.parse_args(argv)
     out = refuse_non_empty_dir(args.out) if args.out else first_free_folder(Path("runs/demo"))
@@ -77,7 +86,6 @@ def main(argv: list[str]) -> int:
         demo_config(condition)
 
     from brainmis.analysis.compare import main as compare_main
-    from brainmis.data.datamodule import BrainDataModule
     from brainmis.models.tiny import make_tiny_model
     from brainmis.training_cli import run_lightning_cli
 
@@ -86,7 +94,7 @@ def main(argv: list[str]) -> int:
     print(f"brainmis demo: writing into {out}")
     model = make_tiny_model("gpt2", out=out / "tiny-gpt2", pretrain_steps=args.pretrain_steps)
     print(f"  tiny GPT-2 with a tokenizer trained on the narrative: {model}")
-    subjects = args.subjects or list(BrainDataModule().dataset_subjects)
+    subjects = args.subjects or synthetic_default_subjects()
     for subject in subjects:
         for condition in args.conditions:
             print(f"  fit {condition:<11} subject {subject} ...", flush=True)

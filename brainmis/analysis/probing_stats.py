@@ -22,7 +22,6 @@ training seed) cell, NaN marks a result that is not there. From it:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from brainmis.analysis.matrix import LoadedRun
-from brainmis.analysis.statistics import normalised_ranks, two_sample_t_test
+from brainmis.analysis.statistics import normalised_ranks, two_sample_t_tests
 
 OVERALL = "overall"
 DEFAULT_METRICS = ("accuracy", "pearson")
@@ -168,12 +167,7 @@ def subfield_scores(table: ProbingTable) -> np.ndarray:
 
 def rank_normalised_scores(table: ProbingTable) -> np.ndarray:
     """Holmes-style rank-normalised score per condition, unit and scope: ``(C, U, F + 1)``."""
-    means = seed_means(table)
-    ranks = np.full(means.shape, np.nan)
-    for u in range(means.shape[1]):
-        for t in range(means.shape[2]):
-            ranks[:, u, t] = normalised_ranks(means[:, u, t])
-    return per_subfield(table, ranks)
+    return per_subfield(table, normalised_ranks(seed_means(table), axis=0))
 
 
 def pair_wins(
@@ -182,27 +176,18 @@ def pair_wins(
     """One-sided t-tests of a's probe seeds against b's, per unit and task (see module)."""
     a = table.scores[table.conditions.index(condition_a)]
     b = table.scores[table.conditions.index(condition_b)]
-    shape = a.shape[:2]
-    arrays = {name: np.full(shape, np.nan) for name in ("p_a", "p_b", "t", "df")}
-    for u in range(shape[0]):
-        for t in range(shape[1]):
-            greater = two_sample_t_test(a[u, t], b[u, t], equal_var=equal_var)
-            if math.isnan(greater.p):
-                continue
-            less = two_sample_t_test(a[u, t], b[u, t], equal_var=equal_var, alternative="less")
-            arrays["p_a"][u, t], arrays["p_b"][u, t] = greater.p, less.p
-            arrays["t"][u, t], arrays["df"][u, t] = greater.t, greater.df
-    tested = np.isfinite(arrays["p_a"])
+    tests = two_sample_t_tests(a, b, equal_var=equal_var)
+    tested = np.isfinite(tests.p_greater)
     return PairWins(
         condition_a=condition_a,
         condition_b=condition_b,
-        p_a_greater=arrays["p_a"],
-        p_b_greater=arrays["p_b"],
-        t=arrays["t"],
-        df=arrays["df"],
+        p_a_greater=tests.p_greater,
+        p_b_greater=tests.p_less,
+        t=tests.t,
+        df=tests.df,
         tested=tested,
-        win_a=tested & (np.nan_to_num(arrays["p_a"], nan=1.0) < alpha),
-        win_b=tested & (np.nan_to_num(arrays["p_b"], nan=1.0) < alpha),
+        win_a=tested & (np.nan_to_num(tests.p_greater, nan=1.0) < alpha),
+        win_b=tested & (np.nan_to_num(tests.p_less, nan=1.0) < alpha),
     )
 
 

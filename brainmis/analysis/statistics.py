@@ -242,6 +242,65 @@ def wilcoxon_signed_rank(
     return SignedRankTest(int(d.size), n_nonzero, r_plus, r_minus, p, method)
 
 
+@dataclass(frozen=True)
+class TwoSampleTTests:
+    """Vectorised two-sample t-tests: every field has the leading shape of the inputs."""
+
+    n_a: np.ndarray
+    n_b: np.ndarray
+    mean_a: np.ndarray
+    mean_b: np.ndarray
+    t: np.ndarray
+    df: np.ndarray
+    p_greater: np.ndarray
+    p_less: np.ndarray
+
+
+def two_sample_t_tests(a: np.ndarray, b: np.ndarray, *, equal_var: bool = False) -> TwoSampleTTests:
+    """Welch (default) or Student t-tests of ``mean(a) - mean(b)`` along the last axis.
+
+    ``a (..., n_a)``, ``b (..., n_b)`` with equal leading shapes; NaN entries are absent
+    values. Welch: ``t = (ma - mb) / sqrt(va/na + vb/nb)``, Welch-Satterthwaite df. Student:
+    pooled variance, df = na + nb - 2. Both samples constant (zero standard error): t = +-inf
+    when the means differ (p 0 in their direction, 1 against), t = 0 when they are equal
+    (one-sided p 0.5). Fewer than two values in a sample: NaN. Both one-sided p-values are
+    returned; the two-sided one is ``min(1, 2 min(p_greater, p_less))``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape[:-1] != b.shape[:-1]:
+        raise ValueError(f"leading shapes differ: {a.shape} vs {b.shape}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_a = np.isfinite(a).sum(axis=-1)
+        n_b = np.isfinite(b).sum(axis=-1)
+        mean_a = np.where(np.isfinite(a), a, 0.0).sum(axis=-1) / n_a
+        mean_b = np.where(np.isfinite(b), b, 0.0).sum(axis=-1) / n_b
+        squares_a = np.where(np.isfinite(a), (a - mean_a[..., None]) ** 2, 0.0).sum(axis=-1)
+        squares_b = np.where(np.isfinite(b), (b - mean_b[..., None]) ** 2, 0.0).sum(axis=-1)
+        var_a, var_b = squares_a / (n_a - 1), squares_b / (n_b - 1)
+        pooled_df = (n_a + n_b - 2).astype(float)
+        if equal_var:
+            pooled = (squares_a + squares_b) / pooled_df
+            se = np.sqrt(pooled * (1.0 / n_a + 1.0 / n_b))
+            df = pooled_df
+        else:
+            share_a, share_b = var_a / n_a, var_b / n_b
+            se = np.sqrt(share_a + share_b)
+            welch_df = (share_a + share_b) ** 2 / (share_a**2 / (n_a - 1) + share_b**2 / (n_b - 1))
+            df = np.where(se > 0, welch_df, pooled_df)
+        difference = mean_a - mean_b
+        t = np.where(
+            se > 0, difference / se, np.where(difference == 0, 0.0, np.sign(difference) * np.inf)
+        )
+    too_few = (n_a < 2) | (n_b < 2)
+    t = np.where(too_few, np.nan, t)
+    df = np.where(too_few, np.nan, df)
+    # the t distribution's tails at +-inf are exactly 0 and 1, so constant samples need no
+    # special case here
+    p_greater = np.where(too_few, np.nan, stats.t.sf(t, np.where(too_few, 1.0, df)))
+    p_less = np.where(too_few, np.nan, stats.t.cdf(t, np.where(too_few, 1.0, df)))
+    return TwoSampleTTests(n_a, n_b, mean_a, mean_b, t, df, p_greater, p_less)
+
+
 def two_sample_t_test(
     a: np.ndarray | list[float],
     b: np.ndarray | list[float],
@@ -249,40 +308,30 @@ def two_sample_t_test(
     equal_var: bool = False,
     alternative: str = "greater",
 ) -> TwoSampleTTest:
-    """Welch (default) or Student t-test of ``mean(a) - mean(b)``; NaNs are ignored.
+    """One two-sample t-test of 1-D ``a`` against ``b`` (see ``two_sample_t_tests``).
 
-    Welch: ``t = (ma - mb) / sqrt(va/na + vb/nb)``, Welch-Satterthwaite df. Student: pooled
-    variance, df = na + nb - 2. Both samples constant: t = +-inf and p = 0 or 1 when the
-    means differ, t = 0 (p = 0.5 one-sided, 1 two-sided) when they are equal. Fewer than two
-    values in a sample: NaN. Used one-sided per probing task: ``alternative="greater"`` asks
-    whether condition a's probe seeds score higher than condition b's.
+    Used one-sided per probing task: ``alternative="greater"`` asks whether condition a's
+    probe seeds score higher than condition b's.
     """
     _check_alternative(alternative)
     a, b = _finite(a), _finite(b)
-    n_a, n_b = int(a.size), int(b.size)
-    mean_a = float(a.mean()) if n_a else math.nan
-    mean_b = float(b.mean()) if n_b else math.nan
-    if n_a < 2 or n_b < 2:
-        return TwoSampleTTest(n_a, n_b, mean_a, mean_b, math.nan, math.nan, math.nan)
-    var_a, var_b = float(a.var(ddof=1)), float(b.var(ddof=1))
-    if equal_var:
-        df = float(n_a + n_b - 2)
-        pooled = ((n_a - 1) * var_a + (n_b - 1) * var_b) / df
-        se = math.sqrt(pooled * (1.0 / n_a + 1.0 / n_b))
+    tests = two_sample_t_tests(a, b, equal_var=equal_var)
+    p_greater, p_less = float(tests.p_greater), float(tests.p_less)
+    if alternative == "greater":
+        p = p_greater
+    elif alternative == "less":
+        p = p_less
     else:
-        share_a, share_b = var_a / n_a, var_b / n_b
-        se = math.sqrt(share_a + share_b)
-        if se == 0:
-            df = float(n_a + n_b - 2)
-        else:
-            df = (share_a + share_b) ** 2 / (share_a**2 / (n_a - 1) + share_b**2 / (n_b - 1))
-    difference = mean_a - mean_b
-    if se == 0:
-        t, p = _degenerate_t(difference, alternative)
-    else:
-        t = difference / se
-        p = _t_p_value(t, df, alternative)
-    return TwoSampleTTest(n_a, n_b, mean_a, mean_b, t, float(df), p)
+        p = min(1.0, 2.0 * min(p_greater, p_less))
+    return TwoSampleTTest(
+        n_a=int(tests.n_a),
+        n_b=int(tests.n_b),
+        mean_a=float(tests.mean_a),
+        mean_b=float(tests.mean_b),
+        t=float(tests.t),
+        df=float(tests.df),
+        p=p,
+    )
 
 
 def holm_correction(p_values: np.ndarray | list[float]) -> np.ndarray:
@@ -305,19 +354,17 @@ def holm_correction(p_values: np.ndarray | list[float]) -> np.ndarray:
     return adjusted
 
 
-def normalised_ranks(scores: np.ndarray) -> np.ndarray:
+def normalised_ranks(scores: np.ndarray | list[float], axis: int = 0) -> np.ndarray:
     """Rank conditions by score (higher is better) and min-max normalise the ranks to [0, 1].
 
-    ``scores``: ``(n_conditions,)``; NaN entries (a condition without the task) are left out
-    and stay NaN. Ties share their average rank. Best -> 1, worst -> 0; with a single
-    ranked condition its normalised rank is NaN (there is nothing to rank it against).
+    ``scores``: conditions along ``axis`` (e.g. ``(n_conditions,)`` or ``(n_conditions, ...)``
+    for many tasks at once). NaN entries (a condition without the task) are left out and stay
+    NaN. Ties share their average rank. Best -> 1, worst -> 0; where fewer than two conditions
+    are ranked the result is NaN (there is nothing to rank against).
     """
     scores = np.asarray(scores, dtype=float)
-    result = np.full(scores.shape, np.nan)
-    present = np.isfinite(scores)
-    k = int(present.sum())
-    if k < 2:
-        return result
-    ranks = stats.rankdata(scores[present], method="average")
-    result[present] = (ranks - 1.0) / (k - 1.0)
-    return result
+    ranks = stats.rankdata(scores, method="average", axis=axis, nan_policy="omit")
+    k = np.isfinite(scores).sum(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = (ranks - 1.0) / (k - 1.0)
+    return np.where((k >= 2) & np.isfinite(scores), normalised, np.nan)

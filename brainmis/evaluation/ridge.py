@@ -38,7 +38,7 @@ DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 9, 12)
 LEAVE_ONE_OUT = "loo"
 """Pass as ``splits`` to select penalties by efficient leave-one-sample-out (as sklearn)."""
 
-_BATCH_ELEMENTS = 2**26  # float32 elements per temporary prediction block (256 MiB)
+_BATCH_ELEMENTS = 2**24  # float32 elements per temporary block (64 MiB)
 
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -197,7 +197,7 @@ def _fold_mse(
 
     The validation predictions of penalty ``a`` are ``left diag(d(a)) to_right Y``. With the
     penalty basis (:func:`_penalty_basis`) they are ``sum_j c_j(a) Q_j`` where
-    ``Q_j = (left diag(basis_j) to_right) Y``: ``r`` (usually 7-9 for 12 penalties) stacked
+    ``Q_j = (left diag(basis_j) to_right) Y``: ``r`` (usually 6-8 for 12 penalties) stacked
     products ``(r * n_val, n_fold_train) @ (n_fold_train, batch)`` per voxel batch instead of
     one per penalty, then a small ``(n_alphas, r)`` mix.
     """

@@ -201,7 +201,8 @@ def _plain(values: Any) -> Any:
     return _json_fallback(values)
 
 
-def _trainer_settings(trainer: pl.Trainer) -> dict[str, Any]:
+def _trainer_settings(trainer: pl.Trainer, log_dir: Path) -> dict[str, Any]:
+    """What the trainer was asked to do (``log_dir`` given: reading it is a collective)."""
     return {
         "max_epochs": trainer.max_epochs,
         "max_steps": trainer.max_steps,
@@ -214,7 +215,7 @@ def _trainer_settings(trainer: pl.Trainer) -> dict[str, Any]:
         "accumulate_grad_batches": trainer.accumulate_grad_batches,
         "gradient_clip_val": trainer.gradient_clip_val,
         "default_root_dir": trainer.default_root_dir,
-        "log_dir": trainer.log_dir,
+        "log_dir": str(log_dir),
     }
 
 
@@ -292,6 +293,7 @@ class RunManifestCallback(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
+        # ``trainer.log_dir`` broadcasts from rank 0: read it here, on every rank, once
         folder = Path(trainer.log_dir or trainer.default_root_dir)
         previous = read_manifest(folder)  # every rank checks: all refuse together
         if previous is not None and previous.status == "complete" and not self.allow_complete:
@@ -323,7 +325,7 @@ class RunManifestCallback(Callback):
         manifest.config = {
             "model": _plain(getattr(pl_module, "hparams", {})),
             "data": _plain(getattr(getattr(trainer, "datamodule", None), "hparams", {})),
-            "trainer": _plain(_trainer_settings(trainer)),
+            "trainer": _plain(_trainer_settings(trainer, folder)),
             "config_file": "config.yaml",
         }
         manifest.data = self.data_record(trainer)

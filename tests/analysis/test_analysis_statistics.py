@@ -17,6 +17,7 @@ from brainmis.analysis.statistics import (
     normalised_ranks,
     paired_t_test,
     two_sample_t_test,
+    two_sample_t_tests,
     wilcoxon_signed_rank,
 )
 
@@ -193,3 +194,31 @@ def test_normalised_ranks_by_hand():
     np.testing.assert_allclose(tied[:3], [0.0, 0.75, 0.75])
     assert math.isnan(tied[3])
     assert np.isnan(normalised_ranks([0.4, np.nan])).all()
+
+
+def test_vectorised_t_tests_match_scipy_row_by_row():
+    rng = np.random.default_rng(5)
+    a = rng.normal(0.7, 0.02, size=(4, 6, 5))
+    b = rng.normal(0.69, 0.03, size=(4, 6, 5))
+    a[0, 0, 3:] = np.nan  # a task with only three seeds for a
+    b[1, 2, 1:] = np.nan  # and one with a single seed for b: not testable
+    for equal_var in (False, True):
+        tests = two_sample_t_tests(a, b, equal_var=equal_var)
+        assert tests.t.shape == (4, 6)
+        assert np.isnan(tests.p_greater[1, 2]) and np.isnan(tests.t[1, 2])
+        for index in np.ndindex(4, 6):
+            if index == (1, 2):
+                continue
+            x, y = a[index][np.isfinite(a[index])], b[index][np.isfinite(b[index])]
+            greater = stats.ttest_ind(x, y, equal_var=equal_var, alternative="greater")
+            assert tests.t[index] == pytest.approx(greater.statistic)
+            assert tests.p_greater[index] == pytest.approx(greater.pvalue)
+            assert tests.p_less[index] == pytest.approx(1 - greater.pvalue)
+
+
+def test_normalised_ranks_along_an_axis():
+    scores = np.array([[0.1, 0.5, np.nan], [0.3, 0.5, 0.2], [0.2, np.nan, np.nan]])
+    ranks = normalised_ranks(scores, axis=0)
+    np.testing.assert_allclose(ranks[:, 0], [0.0, 1.0, 0.5])
+    np.testing.assert_allclose(ranks[:2, 1], [0.5, 0.5])  # a tie of two
+    assert np.isnan(ranks[2, 1]) and np.isnan(ranks[:, 2]).all()

@@ -86,3 +86,25 @@ def test_no_coordinates_no_map(tmp_path):
     assert not (tmp_path / "r.nii.gz").exists()
     with pytest.raises(ValueError, match="values for"):
         values_to_volume(np.zeros(2), subject_with_coords([[0, 0, 0]] * 3))
+
+
+def test_alignment_files_include_a_map_when_coordinates_are_known(tmp_path):
+    import json
+
+    from brainmis.evaluation.model_alignment import ModelAlignment, write_alignment_files
+
+    rng = np.random.default_rng(2)
+    features, responses = rng.standard_normal((60, 4)), rng.standard_normal((60, 2))
+    ridge = evaluate_brain_alignment(features, responses, np.repeat(np.arange(3), 20), 0)
+    alignment = ModelAlignment(epoch=3, ridge=ridge, leakage=None, seconds=0.5)
+    subject = subject_with_coords([[0, 0, 0], [1, 2, 3], [2, 3, 4]])
+    written = write_alignment_files(tmp_path, alignment, subject, selected_voxels=[0, 2])
+    assert sorted(path.name for path in written) == [
+        "brain_alignment.json",
+        "brain_r_epoch3.nii.gz",
+        "brain_r_epoch3.npy",
+    ]
+    volume = nib.load(tmp_path / "brain_r_epoch3.nii.gz").get_fdata()
+    assert volume[2, 3, 4] == pytest.approx(ridge.r[1], abs=1e-6)
+    record = json.loads((tmp_path / "brain_alignment.json").read_text())
+    assert record["epoch"] == 3 and record["leakage_mlp"] is None and record["seconds"] == 0.5

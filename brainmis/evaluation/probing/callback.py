@@ -69,7 +69,8 @@ class ProbingCallback(Callback):
         self.probe_on_fit_end = on_fit_end
         self._tasks: list[ProbingTask] | None = None
         self._cache = RepresentationCache(max_entries=64)
-        self._last_probed_epoch: int | None = None
+        self._last_probed_step: int | None = None
+        self._running_epoch = 0
 
     def tasks(self) -> list[ProbingTask]:
         """The (capped) tasks, read or generated on first use."""
@@ -85,21 +86,26 @@ class ProbingCallback(Callback):
         if stage == "fit" and trainer.is_global_zero:
             self.tasks()  # fail early on bad task names or data, before training starts
 
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._running_epoch = int(trainer.current_epoch)
+
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epoch = trainer.current_epoch
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
             self.probe(trainer, pl_module)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self.probe_on_fit_end and self._last_probed_epoch != trainer.current_epoch:
+        """Probe the final weights (labelled with the last epoch that ran), unless the last
+        epoch end already did."""
+        if self.probe_on_fit_end and self._last_probed_step != trainer.global_step:
             self.probe(trainer, pl_module)
 
     def probe(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Probe now, log the scalars, append to the CSV (rank 0 only)."""
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        epoch = int(trainer.current_epoch)
-        self._last_probed_epoch = epoch
+        epoch = self._running_epoch
+        self._last_probed_step = trainer.global_step
         tasks = self.tasks()
         layer = (
             self.layer if self.layer is not None else int(getattr(pl_module, "feature_layer", -1))

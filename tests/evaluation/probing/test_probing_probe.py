@@ -66,13 +66,15 @@ def test_batched_probes_with_dropout_learn_like_the_loop():
     problem = linear_problem("easy", 240, 10, 3, 0.2, 5)
     rng = np.random.default_rng(5)
     truth = (problem.x_test @ rng.normal(size=(10, 3))).argmax(1)  # noiseless rule, test items
-    protocol = ProbeProtocol(seeds=(0, 1, 2))
+    # lr 1e-2: with lr 1e-3, 300 steps barely turn the random initial weights (Holmes data
+    # sets are larger); the point here is batched vs loop under dropout
+    protocol = ProbeProtocol(seeds=(0, 1, 2), learning_rate=1e-2)
     batched = [np.mean(r.test_predictions == truth) for r in train_probes([problem], protocol)[0]]
     loop = [
         np.mean(train_single_probe(problem, s, protocol).test_predictions == truth) for s in (0, 1)
     ]
-    assert min(batched) > 0.5  # chance is 1/3; the Holmes protocol underfits 240 items a little
-    assert abs(np.mean(batched) - np.mean(loop)) < 0.08
+    assert min(batched) > 0.8  # chance is 1/3
+    assert abs(np.mean(batched) - np.mean(loop)) < 0.05
 
 
 def test_learning_rate_warms_up_then_decays():
