@@ -140,44 +140,45 @@ class CycledBatches:
 class StepClock:
     """Times steps ``warmup .. warmup + steps - 1`` in chunks of ``chunk`` steps.
 
-    ``mark(i)`` is called at the start of step ``i`` (and once more with
-    ``i = warmup + steps`` after the last timed step). On a GPU ``sync`` waits for the device
-    at the chunk boundaries only, so the host may run ahead inside a chunk as in real training.
+    ``mark(i)`` is called at the start of step ``i`` (and at the start of one extra step,
+    ``i = warmup + steps``, which closes the last interval). On a GPU ``sync`` waits for the
+    device at the chunk boundaries only, so the host may run ahead inside a chunk as in real
+    training. Both wall time and this process's CPU time are kept: on a busy shared CPU the
+    process CPU time (single-threaded torch) is the steadier measure of the work done.
     """
 
     warmup: int
     steps: int
     chunk: int = 1
     sync: Callable[[], None] = lambda: None
-    marks: list[float] = field(default_factory=list)
+    wall_marks: list[float] = field(default_factory=list)
+    cpu_marks: list[float] = field(default_factory=list)
 
     def mark(self, step: int) -> None:
         offset = step - self.warmup
         if 0 <= offset <= self.steps and (offset % self.chunk == 0 or offset == self.steps):
             self.sync()
-            self.marks.append(time.perf_counter())
+            self.wall_marks.append(time.perf_counter())
+            self.cpu_marks.append(time.process_time())
 
-    def ms_per_step(self) -> list[float]:
-        """Milliseconds per step of every timed chunk."""
+    def ms_per_step(self, clock: str = "wall") -> list[float]:
+        """Milliseconds per step of every timed chunk, by ``wall`` or process ``cpu`` time."""
+        marks = self.wall_marks if clock == "wall" else self.cpu_marks
         bounds = list(range(0, self.steps, self.chunk)) + [self.steps]
         return [
-            1000.0 * (self.marks[k + 1] - self.marks[k]) / (bounds[k + 1] - bounds[k])
-            for k in range(len(self.marks) - 1)
+            1000.0 * (marks[k + 1] - marks[k]) / (bounds[k + 1] - bounds[k])
+            for k in range(len(marks) - 1)
         ]
 
 
 class FrameworkClock(Callback):
-    """Marks the clock at every ``on_train_batch_start``; keeps every step's loss and, at the
-    first batch, the RNG state the module's epoch-start seeding produced."""
+    """Marks the clock at every ``on_train_batch_start`` and keeps every step's loss."""
 
     def __init__(self, clock: StepClock):
         self.clock = clock
         self.losses: list[torch.Tensor] = []
-        self.rng_state: tuple[torch.Tensor, list[torch.Tensor]] | None = None
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: Any, batch: Any, batch_idx: int):
-        if batch_idx == 0:
-            self.rng_state = rng_state()
         self.clock.mark(batch_idx)
 
     def on_train_batch_end(
@@ -201,10 +202,11 @@ def set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor]]) -> None:
 # ---------------------------------------------------------------------------- the two loops
 @dataclass
 class LoopResult:
-    """One round of one loop: ms/step of every timed chunk, the loss of every step, and peak
-    device memory in bytes (GPU only, else None)."""
+    """One round of one loop: wall and process-CPU ms/step of every timed chunk, the loss of
+    every step, and peak device memory in bytes (GPU only, else None)."""
 
     ms_per_step: list[float]
+    cpu_ms_per_step: list[float]
     losses: list[float]
     peak_memory: int | None = None
 
@@ -236,12 +238,20 @@ def run_framework(
     accelerator: str,
     precision: str,
     log_dir: Path,
-) -> tuple[LoopResult, FrameworkClock]:
+) -> tuple[LoopResult, tuple[torch.Tensor, list[torch.Tensor]]]:
     """``Trainer.fit`` of the module for ``warmup + steps + 1`` steps (the extra step closes
     the last timed interval). A TensorBoard logger as in real runs; no progress bar, model
     summary, checkpointing or validation (none of them run per step in a real fit either,
-    except the progress bar, whose refresh would print here)."""
+    except the progress bar, whose refresh would print here). Also returns the RNG state the
+    first step's backbone forward started from (after all of the module's own seeding)."""
     recorder = FrameworkClock(clock)
+    first_forward_rng: list[tuple[torch.Tensor, list[torch.Tensor]]] = []
+
+    def keep_rng_state(*_: Any) -> None:  # the RNG state the first step's forward starts from
+        if not first_forward_rng:
+            first_forward_rng.append(rng_state())
+
+    hook = module.backbone.register_forward_pre_hook(keep_rng_state)
     n_steps = clock.warmup + clock.steps + 1
     trainer = Trainer(
         accelerator=accelerator,
@@ -259,10 +269,14 @@ def run_framework(
     )
     if accelerator == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    trainer.fit(module, train_dataloaders=CycledBatches(batches, n_steps))
+    try:
+        trainer.fit(module, train_dataloaders=CycledBatches(batches, n_steps))
+    finally:
+        hook.remove()
     peak = torch.cuda.max_memory_allocated() if accelerator == "cuda" else None
     losses = [float(loss) for loss in recorder.losses]
-    return LoopResult(clock.ms_per_step(), losses, peak), recorder
+    result = LoopResult(clock.ms_per_step(), clock.ms_per_step("cpu"), losses, peak)
+    return result, first_forward_rng[0]
 
 
 def bare_loop(
@@ -287,8 +301,6 @@ def bare_loop(
     reversed_head = module.condition in REVERSED_CONDITIONS
     detached_head = module.condition == "lm_only"
     n_steps = clock.warmup + clock.steps + 1  # as the framework run: the last closes the clock
-    if start_rng is not None:
-        set_rng_state(start_rng)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     losses = []
@@ -298,6 +310,8 @@ def bare_loop(
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         labels = input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
         strength = grl_strength(step / n_steps, hp.grl_lambda, hp.grl_schedule, hp.grl_gamma)
+        if step == 0 and start_rng is not None:
+            set_rng_state(start_rng)  # where the framework's first forward started
         with autocast():
             out = backbone(
                 input_ids=input_ids,
@@ -319,7 +333,9 @@ def bare_loop(
         optimizer.step()
         losses.append(loss.detach())
     peak = torch.cuda.max_memory_allocated() if device.type == "cuda" else None
-    return LoopResult(clock.ms_per_step(), [float(x) for x in losses], peak)
+    return LoopResult(
+        clock.ms_per_step(), clock.ms_per_step("cpu"), [float(x) for x in losses], peak
+    )
 
 
 def autocast_factory(device: torch.device, precision: str) -> Callable[[], AbstractContextManager]:
@@ -334,10 +350,13 @@ def autocast_factory(device: torch.device, precision: str) -> Callable[[], Abstr
 # ---------------------------------------------------------------------------- comparison
 @dataclass
 class Comparison:
-    """Both loops' per-chunk ms/step pooled over rounds, and the round-0 equivalence check."""
+    """Both loops' per-chunk wall ms/step (and process-CPU ms/step) pooled over rounds, and
+    the round-0 equivalence check."""
 
     framework: list[float]
     bare: list[float]
+    framework_cpu: list[float]
+    bare_cpu: list[float]
     framework_peak: int | None
     bare_peak: int | None
     weights_difference: float
@@ -354,6 +373,10 @@ class Comparison:
     @property
     def ratio(self) -> float:
         return self.framework_ms / self.bare_ms
+
+    @property
+    def cpu_ratio(self) -> float:
+        return statistics.median(self.framework_cpu) / statistics.median(self.bare_cpu)
 
     @property
     def same_computation(self) -> bool:
@@ -381,6 +404,7 @@ def compare_loops(
     autocast = autocast_factory(device, precision)
     initial = trainable_snapshot(module)
     times: dict[str, list[float]] = {"framework": [], "bare": []}
+    cpu_times: dict[str, list[float]] = {"framework": [], "bare": []}
     peaks: dict[str, int | None] = {"framework": None, "bare": None}
     after_round0: dict[str, dict[str, torch.Tensor]] = {}
     first_losses: dict[str, float] = {}
@@ -393,14 +417,15 @@ def compare_loops(
                 if round_index == 0:
                     restore_trainable(module, initial)
                 if which == "framework":
-                    result, recorder = run_framework(
+                    result, forward_rng = run_framework(
                         module, batches, clock, accelerator, precision, Path(log_dir)
                     )
-                    start_rng = recorder.rng_state if round_index == 0 else start_rng
+                    start_rng = forward_rng if round_index == 0 else start_rng
                 else:
                     rng = start_rng if round_index == 0 else None
                     result = bare_loop(module, batches, clock, device, autocast, rng)
                 times[which] += result.ms_per_step
+                cpu_times[which] += result.cpu_ms_per_step
                 if result.peak_memory is not None:
                     peaks[which] = max(peaks[which] or 0, result.peak_memory)
                 if round_index == 0:
@@ -409,6 +434,8 @@ def compare_loops(
     return Comparison(
         framework=times["framework"],
         bare=times["bare"],
+        framework_cpu=cpu_times["framework"],
+        bare_cpu=cpu_times["bare"],
         framework_peak=peaks["framework"],
         bare_peak=peaks["bare"],
         weights_difference=max_difference(after_round0["framework"], after_round0["bare"]),
@@ -416,20 +443,31 @@ def compare_loops(
     )
 
 
-def describe(label: str, comparison: Comparison, tokens_per_step: float) -> list[str]:
+def describe(
+    label: str, comparison: Comparison, tokens_per_step: float, show_cpu: bool
+) -> list[str]:
     """Printable lines for one model: both loops' median ms/step and tokens/s, the ratio
-    and the equivalence check."""
+    and the equivalence check; with ``show_cpu`` also the process-CPU figures."""
     lines = [
         f"{label}",
-        f"  {'loop':<10} {'median ms/step':>15} {'tokens/s':>10} {'timed chunks':>13}",
+        f"  {'loop':<10} {'median ms/step':>15} {'tokens/s':>10} {'timed chunks':>13}"
+        + (f" {'CPU-time ms/step':>17}" if show_cpu else ""),
     ]
-    for name, values in (("framework", comparison.framework), ("bare", comparison.bare)):
+    rows = (
+        ("framework", comparison.framework, comparison.framework_cpu),
+        ("bare", comparison.bare, comparison.bare_cpu),
+    )
+    for name, values, cpu_values in rows:
         ms = statistics.median(values)
-        lines.append(
-            f"  {name:<10} {ms:>15.2f} {tokens_per_step / (ms / 1000):>10.0f} {len(values):>13}"
-        )
+        line = f"  {name:<10} {ms:>15.2f} {tokens_per_step / (ms / 1000):>10.0f} {len(values):>13}"
+        if show_cpu:
+            line += f" {statistics.median(cpu_values):>17.2f}"
+        lines.append(line)
     verdict = "same computation" if comparison.same_computation else "DIFFERENT computation"
-    lines.append(f"  ratio framework/bare: {comparison.ratio:.3f}  (goal <= {RATIO_GOAL:.2f})")
+    ratio_line = f"  ratio framework/bare: {comparison.ratio:.3f} wall"
+    if show_cpu:
+        ratio_line += f", {comparison.cpu_ratio:.3f} CPU time"
+    lines.append(f"{ratio_line}  (goal <= {RATIO_GOAL:.2f})")
     lines.append(
         f"  check: {verdict}: max |trainable weight difference| after round 0"
         f" {comparison.weights_difference:.2e} (tolerance {SAME_WEIGHTS_TOLERANCE:.0e}),"

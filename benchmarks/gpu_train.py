@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         f" {tokens / args.batch_size:.1f} tokens/window, warm-up {args.warmup},"
         f" timed {args.steps} x {args.rounds} rounds in chunks of {args.chunk}"
     )
-    for line in describe(header, comparison, tokens):
+    for line in describe(header, comparison, tokens, show_cpu=device.type == "cpu"):
         print(line, flush=True)
     if comparison.framework_peak is not None:
         print(

@@ -1,11 +1,13 @@
 """``BrainAlignmentCallback``: a fresh cross-validated ridge on the model's features during fit.
 
-When it evaluates (epoch labels in the files and the log):
+When it evaluates, and the epoch label E of the files and the record: E counts the training
+epochs finished before the evaluation (the run-folder files need E >= 0).
 
-- at fit start: the model before any training (the pretrained baseline), labelled epoch -1
-  and logged at global step 0 (``brain_r_epoch-1.npy``);
-- after every ``every_n_epochs``-th training epoch E (0-based), labelled E;
-- at fit end, labelled with the last finished epoch, unless that epoch was just evaluated.
+- at fit start: the model before any training (the pretrained baseline), E = 0, logged at
+  global step 0 (``brain_r_epoch0.npy``);
+- after every ``every_n_epochs``-th training epoch: E = epochs finished (1 after the first);
+- at fit end, unless the final weights were just evaluated (E = epochs finished; a fit
+  stopped inside an epoch re-evaluates and overwrites that label with the final weights).
 
 Each evaluation extracts the features of all windows (``datamodule.full_dataloader()``)
 with the module's ``backbone`` and ``feature_layer``, fits the ridge on the non-test runs
@@ -39,7 +41,7 @@ from brainmis.evaluation.model_alignment import (
     write_alignment_files,
 )
 
-BASELINE_EPOCH = -1
+BASELINE_EPOCH = 0
 
 
 class BrainAlignmentCallback(Callback):
@@ -49,7 +51,7 @@ class BrainAlignmentCallback(Callback):
         every_n_epochs: evaluate after every N-th training epoch (0: only start and end).
         alphas: ridge penalty grid (default ``np.logspace(-2, 9, 12)``).
         leakage: also fit the MLP leakage check (slower).
-        at_fit_start: evaluate the untrained model (epoch -1).
+        at_fit_start: evaluate the untrained model (epoch label 0).
     """
 
     def __init__(
@@ -68,7 +70,7 @@ class BrainAlignmentCallback(Callback):
         self.at_fit_start = at_fit_start
         self.history: list[dict] = []
         self.last_alignment: ModelAlignment | None = None
-        self._evaluated_epochs: set[int] = set()
+        self._evaluated_at_step: dict[int, int] = {}  # epoch label -> global step
 
     # --------------------------------------------------------------- hooks
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -76,28 +78,28 @@ class BrainAlignmentCallback(Callback):
             self._evaluate(trainer, pl_module, BASELINE_EPOCH, step=0)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
-            self._evaluate(trainer, pl_module, epoch, step=trainer.global_step)
+        finished = trainer.current_epoch + 1
+        if self.every_n_epochs and finished % self.every_n_epochs == 0:
+            self._evaluate(trainer, pl_module, finished, step=trainer.global_step)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # After the loop, current_epoch counts the finished epochs.
-        last_epoch = max(trainer.current_epoch - 1, 0) if trainer.global_step else BASELINE_EPOCH
-        if last_epoch not in self._evaluated_epochs:
-            self._evaluate(trainer, pl_module, last_epoch, step=trainer.global_step)
+        finished = int(trainer.fit_loop.epoch_progress.current.processed)
+        if self._evaluated_at_step.get(finished) != trainer.global_step:
+            self._evaluate(trainer, pl_module, finished, step=trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": list(self.history), "evaluated": sorted(self._evaluated_epochs)}
+        evaluated = [[epoch, step] for epoch, step in sorted(self._evaluated_at_step.items())]
+        return {"history": list(self.history), "evaluated": evaluated}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
-        self._evaluated_epochs = set(state_dict.get("evaluated", []))
+        self._evaluated_at_step = {int(e): int(s) for e, s in state_dict.get("evaluated", [])}
 
     # --------------------------------------------------------------- work
     def _evaluate(self, trainer: Trainer, pl_module: LightningModule, epoch: int, step: int):
         if trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
             return
-        self._evaluated_epochs.add(epoch)
+        self._evaluated_at_step[epoch] = trainer.global_step
         if trainer.is_global_zero:
             alignment = self._evaluate_on_rank_zero(trainer, pl_module, epoch)
             self._report(trainer, alignment, step)

@@ -16,7 +16,7 @@ The model's arguments come from the checkpoint's hyper-parameters (else the conf
 The evaluation is the one of ``BrainAlignmentCallback`` (``brainmis.evaluation.
 model_alignment``): same features, same ridge, same held-out run, so the numbers agree for
 the same weights. Writes into ``--out`` (must be new or empty): ``brain_alignment.json``,
-``brain_r_epoch{E}.npy`` (E = the checkpoint's last finished epoch, -1 for ``--model``),
+``brain_r_epoch{E}.npy`` (E = training epochs finished at the checkpoint, 0 for ``--model``),
 ``brain_r_epoch{E}.nii.gz`` when the subject has voxel coordinates, and ``inputs.json``.
 """
 
@@ -39,7 +39,7 @@ from brainmis.evaluation.model_alignment import (
     write_alignment_files,
 )
 
-PRETRAINED_EPOCH = -1
+PRETRAINED_EPOCH = 0
 DATA_OVERRIDES = ("bundle", "subject", "fold", "context_trs", "batch_size")
 
 
@@ -96,6 +96,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise BrainmisInputError(path, "not a Lightning checkpoint (no state_dict)")
     return checkpoint
+
+
+def finished_epochs(checkpoint: dict[str, Any]) -> int:
+    """Training epochs finished when the checkpoint was saved (the callback's epoch label):
+    the fit loop's processed-epoch count, else the checkpoint's 0-based ``epoch`` index."""
+    try:
+        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError, ValueError):
+        return int(checkpoint.get("epoch", PRETRAINED_EPOCH))
 
 
 def build_datamodule(data_args: dict[str, Any], tokenizer_path: str) -> Any:
@@ -170,8 +179,7 @@ def main(argv: list[str]) -> int:
         module = model_from_checkpoint(checkpoint_path, checkpoint, model_args, datamodule)
         model = module.backbone
         layer = module.feature_layer if args.layer is None else args.layer
-        # A checkpoint saved at the end of epoch E (0-based) records epoch E.
-        epoch = int(checkpoint.get("epoch", PRETRAINED_EPOCH))
+        epoch = finished_epochs(checkpoint)
         inputs["ckpt"] = str(checkpoint_path)
     else:
         from brainmis.models.backbone import load_backbone

@@ -27,8 +27,8 @@ RESULT_FILE = "brain_alignment.json"
 
 
 def per_voxel_file(epoch: int) -> str:
-    """``brain_r_epoch{E}.npy``: per-voxel r of the evaluation after epoch ``E`` (-1 = the
-    model before any training)."""
+    """``brain_r_epoch{E}.npy``: per-voxel r of the evaluation after ``E`` finished training
+    epochs (0 = the model before any training)."""
     return f"brain_r_epoch{epoch}.npy"
 
 

@@ -14,9 +14,9 @@ The condition decides what the backbone learns from the head:
 - ``lm_only``: the backbone learns from the LM loss only; the head is trained on detached
   features, so its r is still logged.
 
-Checkpoints hold only the trainable weights (LoRA + head). The global torch RNG is re-seeded
-at every epoch start from (seed, epoch, rank), so a fit resumed from an end-of-epoch
-checkpoint repeats the uninterrupted fit exactly (same shuffles, masks and dropout).
+Checkpoints hold only the trainable weights (LoRA + head). The training order and the
+global torch RNG (BERT masks, dropout) of every epoch are seeded from (seed, epoch, rank), so
+a fit resumed from an end-of-epoch checkpoint repeats the uninterrupted fit exactly.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
+from torch.utils.data import RandomSampler
 from torchmetrics import MeanMetric, PearsonCorrCoef
 
 from brainmis.errors import BrainmisInputError
@@ -250,11 +251,28 @@ class BrainMisalignmentModule(LightningModule):
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
         return loss
 
-    def on_train_epoch_start(self) -> None:
+    def _epoch_seed(self, epoch: int) -> int:
         base_seed = int(os.environ.get("PL_GLOBAL_SEED", "0"))
-        torch.manual_seed(base_seed * 1_000_003 + self.current_epoch * 1_009 + self.global_rank)
+        return base_seed * 1_000_003 + epoch * 1_009 + self.global_rank
+
+    def _seed_epoch_order(self, epoch: int) -> None:
+        """Give the training sampler a generator seeded from (seed, epoch, rank), so the
+        order of an epoch does not depend on what ran before it (DDP's DistributedSampler
+        is already seeded per epoch)."""
+        loader = getattr(self.trainer, "train_dataloader", None)
+        sampler = getattr(loader, "sampler", None)
+        if isinstance(sampler, RandomSampler):
+            sampler.generator = torch.Generator().manual_seed(self._epoch_seed(epoch))
+
+    def on_train_start(self) -> None:
+        self._seed_epoch_order(self.current_epoch)  # fresh fit: 0; resumed fit: the next one
+
+    def on_train_epoch_end(self) -> None:
+        self._seed_epoch_order(self.current_epoch + 1)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if batch_idx == 0:  # masks and dropout of the epoch from (seed, epoch, rank)
+            torch.manual_seed(self._epoch_seed(self.current_epoch) + 1)
         self._step_started = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -339,7 +357,7 @@ class BrainMisalignmentModule(LightningModule):
         datamodule = getattr(trainer, "datamodule", None)
         if trainer.fast_dev_run or datamodule is None or not trainer.is_global_zero:
             return
-        if trainer.log_dir is None:
+        if trainer.logger is None or trainer.log_dir is None:  # no run folder to write into
             return
         lm_loss = self.held_out_lm_loss(datamodule.test_dataloader())
         folder = Path(trainer.log_dir) / "evaluation"

@@ -17,15 +17,19 @@ def test_run_folder_files(fitted_run):
     log_dir, callback, datamodule = fitted_run
     folder = log_dir / "evaluation"
     record = json.loads((folder / "brain_alignment.json").read_text())
-    assert record["epoch"] == 0  # the latest evaluation: after the only epoch
+    assert record["epoch"] == 1  # the latest evaluation: after the only epoch
     assert record["n_voxels"] == datamodule.n_voxels
     assert set(record) >= {"mean", "median", "nc_normalized", "per_roi", "leakage_mlp"}
-    assert [entry["epoch"] for entry in record["history"]] == [-1, 0]
-    baseline = np.load(folder / "brain_r_epoch-1.npy")
-    after = np.load(folder / "brain_r_epoch0.npy")
+    assert [entry["epoch"] for entry in record["history"]] == [0, 1]
+    baseline = np.load(folder / "brain_r_epoch0.npy")
+    after = np.load(folder / "brain_r_epoch1.npy")
     assert baseline.shape == after.shape == (datamodule.n_voxels,)
     assert record["mean"] == pytest.approx(after.mean())
     assert set(record["per_roi"]) == set(datamodule.roi_masks)
+    from brainmis.analysis.results import read_brain_alignment  # the comparison's reader
+
+    summary = read_brain_alignment(folder / "brain_alignment.json")
+    assert summary.epoch == 1 and summary.per_voxel_file == folder / "brain_r_epoch1.npy"
     # three steps at lr 1e-2 change the LoRA weights, so the features and the scores move
     assert not np.allclose(baseline, after)
 
@@ -37,7 +41,7 @@ def test_scores_use_true_targets_of_the_fold(fitted_run, tiny_gpt2_path):
     assert alignment is not None and alignment.ridge.test_runs == [datamodule.test_run]
     assert alignment.ridge.alphas == [1.0, 100.0, 1e4]
     np.testing.assert_allclose(
-        np.load(log_dir / "evaluation" / "brain_r_epoch0.npy"), alignment.ridge.r
+        np.load(log_dir / "evaluation" / "brain_r_epoch1.npy"), alignment.ridge.r
     )
 
 
@@ -53,7 +57,7 @@ def test_logged_scalars_and_histogram(fitted_run):
         expected.add("brain_alignment/nc_normalized")
     assert expected <= logged
     means = [float(row["brain_alignment/mean"]) for row in rows if row["brain_alignment/mean"]]
-    assert len(means) == 2  # baseline and after epoch 0
+    assert len(means) == 2  # baseline and after the first epoch
     seconds = [float(r["brain_alignment/seconds"]) for r in rows if r["brain_alignment/seconds"]]
     assert all(value > 0 for value in seconds)
 
@@ -78,7 +82,7 @@ def test_baseline_is_the_untrained_model(fitted_run, tiny_gpt2_path):
         alphas=[1.0, 100.0, 1e4],
     )
     np.testing.assert_allclose(
-        np.load(log_dir / "evaluation" / "brain_r_epoch-1.npy"), expected.r, atol=1e-5
+        np.load(log_dir / "evaluation" / "brain_r_epoch0.npy"), expected.r, atol=1e-5
     )
 
 

@@ -52,8 +52,8 @@ def test_checkpoint_gives_the_callbacks_numbers(fitted_run, tiny_gpt2_path, tmp_
     )
     assert code == 0
     np.testing.assert_allclose(
-        np.load(out / "brain_r_epoch0.npy"),
-        np.load(log_dir / "evaluation" / "brain_r_epoch0.npy"),
+        np.load(out / "brain_r_epoch1.npy"),
+        np.load(log_dir / "evaluation" / "brain_r_epoch1.npy"),
         atol=1e-5,
     )
     record = json.loads((out / "brain_alignment.json").read_text())
@@ -88,9 +88,13 @@ def test_pretrained_model_gives_the_callbacks_baseline(fitted_run, tiny_gpt2_pat
         ]
     )
     assert code == 0
+    from brainmis.analysis.results import read_brain_alignment  # the comparison's reader
+
+    summary = read_brain_alignment(out / "brain_alignment.json")
+    assert summary.epoch == 0 and summary.per_voxel_file == out / "brain_r_epoch0.npy"
     np.testing.assert_allclose(
-        np.load(out / "brain_r_epoch-1.npy"),
-        np.load(log_dir / "evaluation" / "brain_r_epoch-1.npy"),
+        np.load(out / "brain_r_epoch0.npy"),
+        np.load(log_dir / "evaluation" / "brain_r_epoch0.npy"),
         atol=1e-5,
     )
 

@@ -15,17 +15,21 @@ from brainmis.evaluation.leakage import MLPSettings, early_stopping_split, mlp_l
 def test_mlp_finds_what_a_linear_read_out_cannot():
     """Responses driven by |feature|: invisible to the ridge, visible to the MLP."""
     rng = np.random.default_rng(0)
-    features = rng.standard_normal((480, 8)).astype(np.float32)
-    hidden_signal = np.abs(features[:, :2]) @ rng.uniform(0.5, 1.0, (2, 12))
-    responses = hidden_signal + 0.5 * rng.standard_normal((480, 12))
-    runs = np.repeat(np.arange(4), 120)
+    features = rng.standard_normal((360, 6)).astype(np.float32)
+    hidden_signal = np.abs(features[:, :2]) @ rng.uniform(0.5, 1.0, (2, 8))
+    responses = hidden_signal + 0.5 * rng.standard_normal((360, 8))
+    runs = np.repeat(np.arange(4), 90)
     ridge = evaluate_brain_alignment(features, responses, runs, test_runs=3)
     leakage = mlp_leakage(
-        features, responses, runs, test_runs=3, settings=MLPSettings(hidden=64, max_epochs=60)
+        features,
+        responses,
+        runs,
+        test_runs=3,
+        settings=MLPSettings(hidden=32, max_epochs=40, lr=1e-2),
     )
     assert abs(ridge.mean) < 0.15
     assert leakage.summary.mean > 0.5
-    assert leakage.r.shape == (12,) and leakage.test_runs == [3]
+    assert leakage.r.shape == (8,) and leakage.test_runs == [3]
     record = leakage.to_json()
     assert record["mean"] == pytest.approx(leakage.r.mean()) and record["epochs"][0] >= 0
 
@@ -108,3 +112,27 @@ def test_alignment_files_include_a_map_when_coordinates_are_known(tmp_path):
     assert volume[2, 3, 4] == pytest.approx(ridge.r[1], abs=1e-6)
     record = json.loads((tmp_path / "brain_alignment.json").read_text())
     assert record["epoch"] == 3 and record["leakage_mlp"] is None and record["seconds"] == 0.5
+
+
+def test_alignment_with_leakage_reports_both_read_outs():
+    from types import SimpleNamespace
+
+    from brainmis.evaluation.model_alignment import align_features
+
+    rng = np.random.default_rng(3)
+    features = rng.standard_normal((120, 5))
+    targets = features[:, :2] @ rng.standard_normal((2, 4)) + rng.standard_normal((120, 4))
+    datamodule = SimpleNamespace(
+        true_targets=targets.astype(np.float32),
+        window_runs=np.repeat(np.arange(3), 40),
+        test_run=1,
+        noise_ceiling=np.full(4, 0.8),
+        roi_masks={"A": np.array([True, True, False, False])},
+    )
+    alignment = align_features(features, datamodule, epoch=2, alphas=[1.0, 10.0], leakage=True)
+    assert alignment.ridge.test_runs == [1] and alignment.leakage.test_runs == [1]
+    scalars = alignment.scalars()
+    assert scalars["brain_alignment/roi/A"] == pytest.approx(alignment.ridge.r[:2].mean())
+    assert scalars["brain_alignment/nc_normalized"] == pytest.approx(alignment.ridge.mean / 0.8)
+    assert "brain_alignment/leakage_mlp_mean" in scalars
+    assert alignment.to_json()["leakage_mlp"]["n_voxels"] == 4

@@ -139,3 +139,15 @@ def test_bad_alphas_and_splits_are_refused():
         ridge_cv_predict(X_train, Y_train, X_test, LEAVE_ONE_OUT, [0.0, 1.0])
     with pytest.raises(ValueError, match="splits"):
         ridge_cv_predict(X_train, Y_train, X_test, "kfold", ALPHAS)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_gives_the_cpu_numbers():
+    X_train, Y_train, X_test, Y_test = fixed_problem(160, 200, seed=5)
+    splits = group_splits(np.repeat(np.arange(3), 40))
+    cpu = ridge_cv_predict(X_train, Y_train, X_test, splits, ALPHAS)
+    gpu = ridge_cv_predict(X_train.cuda(), Y_train.cuda(), X_test.cuda(), splits, ALPHAS)
+    r_cpu = pearson_per_column(cpu.predictions, Y_test)
+    r_gpu = pearson_per_column(gpu.predictions.cpu(), Y_test)
+    assert float((r_cpu - r_gpu).abs().max()) <= 1e-3

@@ -217,9 +217,9 @@ def test_generation_is_deterministic_and_lazy(tmp_path):
 
 def test_some_tasks_are_above_chance_on_a_tiny_random_model(tiny_gpt2, tmp_path):
     model, tokenizer = tiny_gpt2
-    names = ["syntactic-role", "passive-voice", "sentence-order", "negation"]
-    tasks = [t.capped(400) for t in load_builtin_suite(tmp_path, seed=0, tasks=names)]
-    scores = probe_tasks(model, tokenizer, tasks, ProbeProtocol(seeds=(0, 1)))
+    names = ["syntactic-role", "sentence-order", "negation"]
+    tasks = [t.capped(300) for t in load_builtin_suite(tmp_path, seed=0, tasks=names)]
+    scores = probe_tasks(model, tokenizer, tasks, ProbeProtocol(seeds=(0,)))
     means = task_means(scores, {t.name: headline_metric(t) for t in tasks})
     above = [name for name, value in means.items() if value > 0.7]  # chance: 0.5
     assert len(above) >= 2, means

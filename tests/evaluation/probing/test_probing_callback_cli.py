@@ -68,13 +68,25 @@ def test_callback_logs_scalars_and_appends_csv_each_epoch(tiny_gpt2_dir, tmp_pat
 def test_probe_command_on_a_model_folder(tiny_gpt2_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["probe", "--model", str(tiny_gpt2_dir), "--builtin", "--tasks", *TASKS, "--max-items", "60",
-            "--seeds", "0", "1", "--cache-dir", str(tmp_path / "cache"), "--controls", "permuted_labels",
+            "--seeds", "0", "1", "--cache-dir", str(tmp_path / "cache"), "--controls", "permuted_labels", "random_weights",
             "--out", str(out)]  # fmt: skip
     assert brainmis_main(argv) == 0
     rows = read_probing_csv(out / "probing.csv")
     assert {r["epoch"] for r in rows} == {"-1"}
     metrics = {r["metric"] for r in rows}
-    assert {"accuracy", "permuted_labels/accuracy", "selectivity/accuracy"} <= metrics
+    assert {
+        "accuracy",
+        "permuted_labels/accuracy",
+        "selectivity/accuracy",
+        "random_weights/accuracy",
+    } <= metrics
+    by_key = {(r["task"], r["seed"], r["metric"]): float(r["score"]) for r in rows}
+    for (task, seed, metric), value in by_key.items():
+        if metric == "selectivity/accuracy":
+            expected = (
+                by_key[(task, seed, "accuracy")] - by_key[(task, seed, "permuted_labels/accuracy")]
+            )
+            assert value == pytest.approx(expected, abs=1e-5)
     summary = json.loads((out / "probing_summary.json").read_text())
     assert set(summary["tasks"]) == set(TASKS) and set(summary["subfields"]) == {"semantics"}
     assert 0.0 <= summary["tasks"]["negation"]["score"] <= 1.0

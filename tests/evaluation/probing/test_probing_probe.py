@@ -62,6 +62,7 @@ def test_early_stopping_freezes_a_probe_when_dev_loss_stops_improving():
     assert results[1][0].epochs_trained > results[0][0].epochs_trained
 
 
+@pytest.mark.slow
 def test_batched_probes_with_dropout_learn_like_the_loop():
     problem = linear_problem("easy", 240, 10, 3, 0.2, 5)
     rng = np.random.default_rng(5)
