@@ -118,6 +118,15 @@ def test_duplicated_and_constant_features_stay_finite():
     assert float(r.mean()) > 0.3
 
 
+def test_constant_features_predict_nothing():
+    rng = np.random.default_rng(6)
+    Y = rng.standard_normal((60, 3))
+    r, _ = ridge_cv_score(
+        np.ones((45, 4)), Y[:45], np.ones((15, 4)), Y[45:], np.repeat([0, 1, 2], 15)
+    )
+    torch.testing.assert_close(r, torch.zeros(3, dtype=torch.float64))
+
+
 def test_zscore_uses_training_statistics_and_zeroes_constant_columns():
     train = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
     test = torch.tensor([[2.0, 7.0]])
