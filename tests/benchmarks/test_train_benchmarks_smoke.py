@@ -55,6 +55,8 @@ def test_step_clock_times_chunks_between_marks():
     clock = StepClock(warmup=2, steps=5, chunk=2)
     for step in range(2 + 5 + 1):
         clock.mark(step)
-    assert len(clock.marks) == 4  # starts of steps 2, 4, 6 and the end mark at 7
-    clock.marks = [0.0, 1.0, 3.0, 3.5]
+    assert len(clock.wall_marks) == len(clock.cpu_marks) == 4  # steps 2, 4, 6; end mark at 7
+    clock.wall_marks = [0.0, 1.0, 3.0, 3.5]
+    clock.cpu_marks = [0.0, 0.5, 1.0, 1.25]
     assert clock.ms_per_step() == pytest.approx([500.0, 1000.0, 500.0])
+    assert clock.ms_per_step("cpu") == pytest.approx([250.0, 250.0, 250.0])
