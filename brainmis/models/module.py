@@ -78,6 +78,8 @@ class BrainMisalignmentModule(LightningModule):
         lora_include_mlp: llama only: also adapt gate/up/down projections.
         gradient_checkpointing: non-reentrant checkpointing of the backbone.
         lr, weight_decay: AdamW settings for LoRA and head.
+        head_lr: learning rate of the head (None = ``lr``); a faster head tracks the
+            backbone more closely, which an adversarial head needs.
         mlm_probability: share of tokens predicted by the masked-LM loss (bert).
     """
 
@@ -105,6 +107,7 @@ class BrainMisalignmentModule(LightningModule):
         gradient_checkpointing: bool = False,
         lr: float = 5e-4,
         weight_decay: float = 0.0,
+        head_lr: float | None = None,
         mlm_probability: float = 0.15,
     ):
         super().__init__()
@@ -281,9 +284,13 @@ class BrainMisalignmentModule(LightningModule):
         self.log("tokens_per_s", tokens / max(seconds, 1e-9), batch_size=len(batch["input_ids"]))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        trainable = [p for p in self.parameters() if p.requires_grad]
+        head = list(self.head.parameters())
+        head_ids = {id(p) for p in head}
+        adapters = [p for p in self.parameters() if p.requires_grad and id(p) not in head_ids]
+        head_lr = self.hparams.lr if self.hparams.head_lr is None else self.hparams.head_lr
+        groups = [{"params": adapters}, {"params": head, "lr": head_lr}]
         return torch.optim.AdamW(
-            trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+            groups, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
         )
 
     # ---------------------------------------------------------------- evaluation
