@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from brainmis.cli import main as brainmis_main
-from brainmis.models.tiny import make_tiny_model
 from brainmis.data.datamodule import BrainDataModule
 from brainmis.models.module import BrainMisalignmentModule
+from brainmis.models.tiny import make_tiny_model
 from brainmis.training_cli import BrainmisCLI
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,8 +31,7 @@ def tiny_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     text = tmp_path_factory.mktemp("text") / "text.txt"
     text.write_text(TEXT)
     return {
-        family: make_tiny_model(family, text, tmp_path_factory.mktemp(family), hidden=32,
-                                vocab=300)
+        family: make_tiny_model(family, text, tmp_path_factory.mktemp(family), hidden=32, vocab=300)
         for family in ("bert", "gpt2", "llama")
     }
 
@@ -68,7 +67,11 @@ def test_config_parses_with_its_settings(name, tmp_path, capsys):
         model = printed["model"]
         assert (model["lora_r"], model["lora_alpha"], model["lora_dropout"]) == (8, 8, 0.0)
         assert (model["lr"], model["weight_decay"], model["w_lm"], model["w_ba"]) == (
-            5e-4, 0.0, 0.1, 10.0)
+            5e-4,
+            0.0,
+            0.1,
+            10.0,
+        )
 
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
@@ -77,12 +80,20 @@ def test_paper_config_instantiates_with_tiny_model_and_synthetic_data(
 ):
     family = name.split("_")[0]
     cli = BrainmisCLI(
-        BrainMisalignmentModule, BrainDataModule, run=False, seed_everything_default=42,
+        BrainMisalignmentModule,
+        BrainDataModule,
+        run=False,
+        seed_everything_default=42,
         args=[
-            "--config", str(CONFIGS / name),
+            "--config",
+            str(CONFIGS / name),
             f"--model.pretrained_path={tiny_folders[family]}",
-            "--data.bundle=null", f"--data.cache_dir={synthetic_cache}", "--data.num_workers=0",
-            "--trainer.accelerator=cpu", "--trainer.devices=1", "--trainer.precision=32-true",
+            "--data.bundle=null",
+            f"--data.cache_dir={synthetic_cache}",
+            "--data.num_workers=0",
+            "--trainer.accelerator=cpu",
+            "--trainer.devices=1",
+            "--trainer.precision=32-true",
             f"--trainer.default_root_dir={tmp_path}",
         ],
     )
@@ -96,23 +107,31 @@ def test_paper_config_instantiates_with_tiny_model_and_synthetic_data(
 
 @pytest.mark.parametrize("condition", ["misaligned", "preserving", "tuned", "lm_only"])
 def test_demo_config_runs_through_brainmis_cli(condition, tiny_folders, synthetic_cache, tmp_path):
-    code = brainmis_main([
-        "fit", "--config", str(CONFIGS / "demo" / f"{condition}.yaml"),
-        f"--model.pretrained_path={tiny_folders['gpt2']}",
-        f"--data.cache_dir={synthetic_cache}",
-        f"--trainer.default_root_dir={tmp_path}",
-        "--trainer.fast_dev_run=1",
-    ])
+    code = brainmis_main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "demo" / f"{condition}.yaml"),
+            f"--model.pretrained_path={tiny_folders['gpt2']}",
+            f"--data.cache_dir={synthetic_cache}",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.fast_dev_run=1",
+        ]
+    )
     assert code == 0
 
 
 def test_input_error_inside_lightning_cli_is_one_line_exit_2(tmp_path, capsys):
-    code = brainmis_main([
-        "fit", "--config", str(CONFIGS / "demo" / "tuned.yaml"),
-        f"--model.pretrained_path={tmp_path / 'missing-model'}",
-        f"--data.bundle={tmp_path / 'missing-bundle'}",
-        f"--trainer.default_root_dir={tmp_path}",
-    ])
+    code = brainmis_main(
+        [
+            "fit",
+            "--config",
+            str(CONFIGS / "demo" / "tuned.yaml"),
+            f"--model.pretrained_path={tmp_path / 'missing-model'}",
+            f"--data.bundle={tmp_path / 'missing-bundle'}",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "missing-" in err and "Traceback" not in err

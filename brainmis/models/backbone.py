@@ -68,7 +68,9 @@ def model_family(pretrained_path: str | Path, family: str | None = None) -> str:
     path = check_local_folder(pretrained_path)
     if family is not None:
         if family not in FAMILIES:
-            raise BrainmisInputError(path, f"unknown model family {family!r}; use one of {FAMILIES}")
+            raise BrainmisInputError(
+                path, f"unknown model family {family!r}; use one of {FAMILIES}"
+            )
         return family
     try:
         model_type = json.loads((path / "config.json").read_text())["model_type"]
@@ -88,7 +90,9 @@ def load_tokenizer(pretrained_path: str | Path) -> PreTrainedTokenizerBase:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as error:
-        raise BrainmisInputError(path, f"cannot load a tokenizer from the folder: {error}") from error
+        raise BrainmisInputError(
+            path, f"cannot load a tokenizer from the folder: {error}"
+        ) from error
     if not tokenizer.is_fast:
         raise BrainmisInputError(path, "tokenizer is not a fast tokenizer (tokenizer.json needed)")
     return tokenizer

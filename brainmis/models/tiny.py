@@ -169,7 +169,9 @@ def pretrain_language_model(
     losses: list[float] = []
     model.train()
     for _ in range(steps):
-        starts = torch.randint(0, len(stream) - span + 1, (PRETRAIN_BATCH_SIZE,), generator=generator)
+        starts = torch.randint(
+            0, len(stream) - span + 1, (PRETRAIN_BATCH_SIZE,), generator=generator
+        )
         body = torch.stack([stream[s : s + span] for s in starts.tolist()])
         if family in MASKED_LM_FAMILIES:
             cls = torch.full((len(body), 1), tokenizer.cls_token_id)

@@ -55,8 +55,9 @@ def test_make_tiny_model_cli_refuses_non_empty_out(tiny_text_file, tmp_path, cap
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("user file")
-    code = brainmis_main(["make-tiny-model", "--family", "gpt2", "--text", str(tiny_text_file),
-                          "--out", str(out)])
+    code = brainmis_main(
+        ["make-tiny-model", "--family", "gpt2", "--text", str(tiny_text_file), "--out", str(out)]
+    )
     assert code == 2
     assert "not empty" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
@@ -66,20 +67,38 @@ def test_make_tiny_model_cli_with_pretraining_lowers_lm_loss(tiny_text_file, tmp
     from brainmis.models.tiny import pretrain_language_model, read_text
 
     out = tmp_path / "bert"
-    code = brainmis_main(["make-tiny-model", "--family", "bert", "--text", str(tiny_text_file),
-                          "--out", str(out), "--hidden", "32", "--vocab", "300",
-                          "--pretrain-steps", "30"])
+    code = brainmis_main(
+        [
+            "make-tiny-model",
+            "--family",
+            "bert",
+            "--text",
+            str(tiny_text_file),
+            "--out",
+            str(out),
+            "--hidden",
+            "32",
+            "--vocab",
+            "300",
+            "--pretrain-steps",
+            "30",
+        ]
+    )
     assert code == 0
     loaded = load_backbone(out)
-    losses = pretrain_language_model(loaded.model, loaded.tokenizer, "bert",
-                                     read_text(tiny_text_file), steps=30, seed=1)
+    losses = pretrain_language_model(
+        loaded.model, loaded.tokenizer, "bert", read_text(tiny_text_file), steps=30, seed=1
+    )
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
 
 
 @pytest.mark.parametrize(
     ("family", "targets"),
-    [("bert", ["query", "key", "value", "dense"]), ("gpt2", ["c_attn", "c_proj", "c_fc"]),
-     ("llama", ["q_proj", "k_proj", "v_proj", "o_proj"])],
+    [
+        ("bert", ["query", "key", "value", "dense"]),
+        ("gpt2", ["c_attn", "c_proj", "c_fc"]),
+        ("llama", ["q_proj", "k_proj", "v_proj", "o_proj"]),
+    ],
 )
 def test_lora_defaults_freeze_the_base(tiny_models, family, targets):
     model = load_backbone(tiny_models(family)).model

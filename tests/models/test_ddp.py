@@ -2,7 +2,6 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -11,18 +10,28 @@ from standin import StandInDataModule  # noqa: E402
 from brainmis.models.module import BrainMisalignmentModule  # noqa: E402
 
 
-@pytest.mark.slow
 def test_ddp_two_cpu_processes_with_gloo(tiny_models, tmp_path):
-    """Two gloo processes train, sync the torchmetrics Pearson state and save one checkpoint
+    """Two gloo processes (forked: a pickled transformers 5 model loses its
+    output_hidden_states recording hooks under ddp_spawn) train, sync the torchmetrics Pearson state and save one checkpoint
     of trainable weights; the parent gets the trained weights back."""
     L.seed_everything(3, verbose=False)
-    module = BrainMisalignmentModule(str(tiny_models("gpt2")), n_voxels=6, context_trs=3,
-                                     condition="misaligned")
+    module = BrainMisalignmentModule(
+        str(tiny_models("gpt2")), n_voxels=6, context_trs=3, condition="misaligned"
+    )
     before = {k: v.clone() for k, v in module.head.state_dict().items()}
-    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", max_epochs=1,
-                        limit_train_batches=2, limit_val_batches=2, num_sanity_val_steps=0,
-                        logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_fork",
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=2,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, datamodule=StandInDataModule(module.tokenizer))
     assert trainer.world_size == 2
     assert torch.isfinite(trainer.callback_metrics["val/brain_r"])

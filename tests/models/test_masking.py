@@ -8,8 +8,9 @@ def test_bert_masking_proportions():
     ids = torch.randint(10, 1000, (200, 100), generator=generator)
     maskable = torch.ones_like(ids, dtype=torch.bool)
     maskable[:, 0] = maskable[:, -1] = False  # [CLS] and [SEP]
-    masked, labels = mask_tokens(ids, maskable, mask_token_id=4, vocab_size=1000,
-                                 probability=0.15, generator=generator)
+    masked, labels = mask_tokens(
+        ids, maskable, mask_token_id=4, vocab_size=1000, probability=0.15, generator=generator
+    )
     chosen = labels != IGNORE_INDEX
     assert not chosen[:, 0].any() and not chosen[:, -1].any()
     share = chosen.sum() / maskable.sum()

@@ -24,8 +24,15 @@ def make_module(folder, **kwargs):
 
 
 def quiet_trainer(root, **kwargs):
-    defaults = dict(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                    enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=root)
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=root,
+    )
     defaults.update(kwargs)
     return L.Trainer(**defaults)
 
@@ -36,8 +43,13 @@ def test_training_features_are_the_evaluation_features(tiny_models, family):
     batch = next(iter(StandInDataModule(module.tokenizer).val_dataloader()))
     with torch.no_grad():
         lm_loss, features, n_predicted = module.lm_loss_and_features(batch)
-        expected = window_features(module.backbone, batch["input_ids"], batch["attention_mask"],
-                                   batch["group_ids"], context_trs=3)
+        expected = window_features(
+            module.backbone,
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["group_ids"],
+            context_trs=3,
+        )
     assert features.shape == (8, 3 * 32)
     assert torch.allclose(features, expected, atol=1e-5)
     assert torch.isfinite(lm_loss) and n_predicted > 0
@@ -51,8 +63,11 @@ def lora_grads(module, batch, w_lm):
     from brainmis.models.losses import pearson_loss
 
     (w_lm * lm_loss + module.hparams.w_ba * pearson_loss(predicted, batch["targets"])).backward()
-    return {n: p.grad.clone() for n, p in module.named_parameters()
-            if p.requires_grad and p.grad is not None}
+    return {
+        n: p.grad.clone()
+        for n, p in module.named_parameters()
+        if p.requires_grad and p.grad is not None
+    }
 
 
 def test_conditions_decide_what_the_backbone_learns_from_the_head(tiny_models):
@@ -79,7 +94,9 @@ def test_conditions_decide_what_the_backbone_learns_from_the_head(tiny_models):
         assert torch.allclose(g_mis[name], -0.5 * g_tuned[name], atol=1e-6)
         assert name not in g_lm_only or torch.all(g_lm_only[name] == 0)
     head = "head.linear.weight"
-    assert torch.allclose(g_mis[head], g_tuned[head]) and torch.allclose(g_lm_only[head], g_tuned[head])
+    assert torch.allclose(g_mis[head], g_tuned[head]) and torch.allclose(
+        g_lm_only[head], g_tuned[head]
+    )
 
 
 def test_bad_condition_is_refused(tiny_models):
@@ -97,8 +114,11 @@ def fit(folder, root, epochs, seed=7, ckpt_path=None, **trainer_kwargs):
 
 
 def trainable(module):
-    return {k: v.detach().clone() for k, v in module.state_dict().items()
-            if k in set(module.trainable_state_keys())}
+    return {
+        k: v.detach().clone()
+        for k, v in module.state_dict().items()
+        if k in set(module.trainable_state_keys())
+    }
 
 
 def test_checkpoint_holds_trainable_weights_only_and_resume_is_exact(tiny_models, tmp_path):
@@ -125,8 +145,14 @@ def test_fit_writes_held_out_lm_loss_and_export_round_trip(tiny_models, tmp_path
     record = json.loads((run / "evaluation" / "lm.json").read_text())
     assert record["epoch"] == 1 and record["lm_loss"] > 0
     assert trainer.callback_metrics["val/brain_r"].isfinite()
-    for key in ("train/lm_loss", "train/brain_loss", "grl_lambda", "lr", "tokens_per_s",
-                "val/lm_loss"):
+    for key in (
+        "train/lm_loss",
+        "train/brain_loss",
+        "grl_lambda",
+        "lr",
+        "tokens_per_s",
+        "val/lm_loss",
+    ):
         assert key in trainer.callback_metrics
     checkpoint = next((run / "checkpoints").glob("*.ckpt"))
     out = tmp_path / "export"
@@ -135,12 +161,31 @@ def test_fit_writes_held_out_lm_loss_and_export_round_trip(tiny_models, tmp_path
     module.eval()
     batch = next(iter(StandInDataModule(module.tokenizer).val_dataloader()))
     with torch.no_grad():
-        merged = window_features(exported, batch["input_ids"], batch["attention_mask"],
-                                 batch["group_ids"], 3)
-        adapted = window_features(module.backbone, batch["input_ids"], batch["attention_mask"],
-                                  batch["group_ids"], 3)
+        merged = window_features(
+            exported, batch["input_ids"], batch["attention_mask"], batch["group_ids"], 3
+        )
+        adapted = window_features(
+            module.backbone, batch["input_ids"], batch["attention_mask"], batch["group_ids"], 3
+        )
     assert torch.allclose(merged, adapted, atol=1e-4)
     info = json.loads((out / INFO_FILE).read_text())
     assert info["n_voxels"] == 6 and info["context_trs"] == 3 and (out / HEAD_FILE).is_file()
     assert brainmis_main(["export", str(checkpoint), "--out", str(out)]) == 2  # not empty
     assert "not empty" in capsys.readouterr().err
+
+
+def test_bf16_mixed_keeps_trainable_weights_float32(tiny_models, tmp_path):
+    L.seed_everything(0, verbose=False)
+    module = make_module(tiny_models("llama"), condition="tuned")
+    trainer = quiet_trainer(
+        tmp_path,
+        precision="bf16-mixed",
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        enable_checkpointing=False,
+    )
+    trainer.fit(module, datamodule=StandInDataModule(module.tokenizer))
+    assert all(p.dtype == torch.float32 for p in module.parameters() if p.requires_grad)
+    assert torch.isfinite(trainer.callback_metrics["train/lm_loss"])
+    assert torch.isfinite(trainer.callback_metrics["val/lm_loss"])
