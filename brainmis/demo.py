@@ -11,13 +11,29 @@ is used.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
-CONDITIONS = ("misaligned", "preserving", "tuned")
+CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "demo"
+
+
+def quiet_libraries() -> None:
+    """Keep the demo's output to its own lines: no library warnings, banners or progress bars
+    (``--verbose`` keeps them). The logs and TensorBoard files are unaffected."""
+    import logging
+    import warnings
+
+    import transformers
+
+    warnings.simplefilter("ignore")
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def first_free_folder(base: Path) -> Path:
@@ -65,8 +81,24 @@ def fit_args(condition: str, subject: str, model: Path, out: Path, extra: list[s
         str(out / "lightning_logs"),
         "--trainer.logger.name",
         f"{condition}_sub-{subject}",
+        "--trainer.enable_model_summary=false",
         *extra,
     ]
+
+
+def run_summary(run_dir: Path) -> str:
+    """One line from a finished run's evaluation files: fresh-ridge brain r before -> after
+    training, and the held-out LM loss."""
+    folder = run_dir / "evaluation"
+    parts = []
+    alignment_file, lm_file = folder / "brain_alignment.json", folder / "lm.json"
+    if alignment_file.is_file():
+        alignment = json.loads(alignment_file.read_text())
+        first = alignment.get("history", [alignment])[0]
+        parts.append(f"brain r {first['mean']:.3f} -> {alignment['mean']:.3f}")
+    if lm_file.is_file():
+        parts.append(f"LM loss {json.loads(lm_file.read_text())['lm_loss']:.3f}")
+    return ", ".join(parts) or "done"
 
 
 def main(argv: list[str]) -> int:
@@ -75,6 +107,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     parser.add_argument("--subjects", nargs="+", default=None, help="default: every subject")
     parser.add_argument("--pretrain-steps", type=int, default=300, help="LM steps of the model")
+    parser.add_argument("--verbose", action="store_true", help="keep library warnings and banners")
     parser.add_argument(
         "fit_overrides",
         nargs="*",
@@ -89,6 +122,8 @@ def main(argv: list[str]) -> int:
     from brainmis.models.tiny import make_tiny_model
     from brainmis.training_cli import run_lightning_cli
 
+    if not args.verbose:
+        quiet_libraries()
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     print(f"brainmis demo: writing into {out}")
@@ -97,7 +132,10 @@ def main(argv: list[str]) -> int:
     subjects = args.subjects or synthetic_default_subjects()
     for subject in subjects:
         for condition in args.conditions:
-            print(f"  fit {condition:<11} subject {subject} ...", flush=True)
-            run_lightning_cli(fit_args(condition, subject, model, out, args.fit_overrides))
+            print(f"  fit {condition:<11} subject {subject} ...", end=" ", flush=True)
+            fit_started = time.perf_counter()
+            cli = run_lightning_cli(fit_args(condition, subject, model, out, args.fit_overrides))
+            seconds = time.perf_counter() - fit_started
+            print(f"{run_summary(Path(cli.trainer.log_dir))} ({seconds:.0f} s)", flush=True)
     print(f"  {len(subjects) * len(args.conditions)} fits in {time.perf_counter() - started:.0f} s")
     return compare_main([str(out / "lightning_logs"), "--out", str(out / "comparison")])

@@ -14,16 +14,21 @@ previous copy (a requeued SLURM job writes it again into the same folder).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from jsonargparse import Namespace
+from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from brainmis.data.datamodule import BrainDataModule
+from brainmis.launch.manifest import RunManifestCallback
+from brainmis.launch.requeue import SlurmRequeueCallback
 from brainmis.models.module import BrainMisalignmentModule
 
 DEFAULT_SEED = 42
 DEFAULT_RUN_NAME = "brainmis"
 TENSORBOARD_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
+DEFAULT_FIT_CALLBACKS = (RunManifestCallback, SlurmRequeueCallback)
 
 
 def shuffle_targets_for(condition: str) -> bool:
@@ -56,6 +61,16 @@ class BrainmisCLI(LightningCLI):
             class_path=TENSORBOARD_LOGGER,
             init_args=Namespace(save_dir=str(root / "lightning_logs"), name=name),
         )
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The configured trainer, plus the run manifest and SLURM requeue callbacks of every
+        ``fit`` unless the config already has them (``fit.sbatch`` and sweeps add their own)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if self.subcommand == "fit":
+            for callback_type in DEFAULT_FIT_CALLBACKS:
+                if not any(isinstance(c, callback_type) for c in trainer.callbacks):
+                    trainer.callbacks.append(callback_type())
+        return trainer
 
 
 def run_lightning_cli(args: list[str]) -> BrainmisCLI:
