@@ -294,10 +294,14 @@ def bare_loop(
     backbone, head = module.backbone.to(device), module.head.to(device)
     backbone.train()
     head.train()
-    trainable = [p for p in backbone.parameters() if p.requires_grad] + [
-        p for p in head.parameters() if p.requires_grad
-    ]
-    optimizer = torch.optim.AdamW(trainable, lr=hp.lr, weight_decay=hp.weight_decay)
+    adapters = [p for p in backbone.parameters() if p.requires_grad]
+    head_parameters = [p for p in head.parameters() if p.requires_grad]
+    head_lr = hp.lr if hp.get("head_lr") is None else hp.head_lr  # the head learns faster
+    optimizer = torch.optim.AdamW(
+        [{"params": adapters}, {"params": head_parameters, "lr": head_lr}],
+        lr=hp.lr,
+        weight_decay=hp.weight_decay,
+    )
     reversed_head = module.condition in REVERSED_CONDITIONS
     detached_head = module.condition == "lm_only"
     n_steps = clock.warmup + clock.steps + 1  # as the framework run: the last closes the clock

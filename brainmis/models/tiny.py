@@ -61,7 +61,7 @@ def train_tokenizer(family: str, text: str, vocab_size: int) -> PreTrainedTokeni
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
         tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         trainer = tokenizer_trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=specials
+            vocab_size=vocab_size, special_tokens=specials, show_progress=False
         )
         tokenizer.train_from_iterator(lines, trainer)
         cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
@@ -87,6 +87,7 @@ def train_tokenizer(family: str, text: str, vocab_size: int) -> PreTrainedTokeni
             vocab_size=vocab_size,
             special_tokens=specials,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         )
         tokenizer.train_from_iterator(lines, trainer)
         byte_level = processors.ByteLevel(trim_offsets=True)
