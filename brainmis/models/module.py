@@ -297,7 +297,12 @@ class BrainMisalignmentModule(LightningModule):
     def _seed_epoch_order(self, epoch: int) -> None:
         """Give the training sampler a generator seeded from (seed, epoch, rank), so the
         order of an epoch does not depend on what ran before it (DDP's DistributedSampler
-        is already seeded per epoch)."""
+        is already seeded per epoch).
+
+        Exact resume relies on the loader drawing its first indices lazily, at the first
+        batch: true with ``num_workers=0`` (the default). With worker processes the iterator
+        that Lightning creates before ``on_train_start`` pre-fetches indices, so the first
+        epoch after a resume is ordered from the global RNG instead (not bit-exact)."""
         loader = getattr(self.trainer, "train_dataloader", None)
         sampler = getattr(loader, "sampler", None)
         if isinstance(sampler, RandomSampler):

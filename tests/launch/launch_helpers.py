@@ -3,12 +3,15 @@ like ``BrainDataModule`` to the manifest (bundle path, dataset name, subject, fo
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from lightning.pytorch import LightningDataModule
+from lightning.pytorch import Callback, LightningDataModule, Trainer
 from lightning.pytorch.demos.boring_classes import BoringModel, RandomDataset
 from torch.utils.data import DataLoader, Sampler
 
@@ -83,3 +86,24 @@ class EpochSeededModel(TinyModel):
 
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(1000 + self.current_epoch)
+
+
+PAUSE_MARKER_VARIABLE = "BRAINMIS_TEST_PAUSE_MARKER"
+
+
+class PauseMidEpoch(Callback):
+    """Holds a fit still in the middle of an epoch so a test can kill it there: after batch
+    ``batch`` of epoch ``epoch`` has trained, write the file named by the environment variable
+    ``BRAINMIS_TEST_PAUSE_MARKER`` and sleep; without that variable it does nothing (so the
+    same command line serves the reference and the restarted fit). Touches neither the weights
+    nor any RNG. Added on the command line (``launch_helpers`` on PYTHONPATH)."""
+
+    def __init__(self, epoch: int, batch: int, seconds: float = 600.0) -> None:
+        self.epoch, self.batch, self.seconds = epoch, batch, seconds
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        marker = os.environ.get(PAUSE_MARKER_VARIABLE)
+        batch_idx = args[-1]
+        if marker and trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            Path(marker).write_text(f"epoch {self.epoch} batch {self.batch}\n")
+            time.sleep(self.seconds)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch_helpers import PAUSE_MARKER_VARIABLE
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "slurm"
@@ -329,10 +330,15 @@ def test_sweep_slurm_submit_runs_every_array_task(
 def test_sigkill_mid_epoch_then_restart_gives_the_same_weights(
     tiny_gpt2: Path, synthetic_cache: Path, tmp_path: Path
 ) -> None:
-    """No SLURM: kill -9 a fit during its third epoch, rerun the sweep (which resumes from
-    ``checkpoints/last.ckpt``), compare with a fit that was never interrupted."""
+    """No SLURM: kill -9 a fit in the middle of its third epoch, rerun the sweep (which
+    resumes from ``checkpoints/last.ckpt``, the end of the second epoch), compare with a fit
+    that was never interrupted. The victim's first attempt holds still after batch 2 of epoch
+    2 (``launch_helpers.PauseMidEpoch``) so the kill lands mid-epoch on any machine speed."""
     epochs, batches = 3, 6
     env = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent), *filter(None, [env.get("PYTHONPATH")])]
+    )
     matrix = tmp_path / "one.yaml"
     matrix.write_text(
         f"name: one\nconfig: {REPO}/configs/demo/{{condition}}.yaml\nmodels: [tiny]\n"
@@ -344,38 +350,45 @@ def test_sigkill_mid_epoch_then_restart_gives_the_same_weights(
         "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
         "--trainer.callbacks.save_last=true",
         "--trainer.callbacks.save_top_k=-1",
+        # pauses only where BRAINMIS_TEST_PAUSE_MARKER is set: the victim's first attempt
+        "--trainer.callbacks+=launch_helpers.PauseMidEpoch",
+        f"--trainer.callbacks.epoch={epochs - 1}",
+        "--trainer.callbacks.batch=2",
     ]
+    marker = tmp_path / "paused-mid-epoch"
 
-    def sweep(out: Path) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "brainmis.cli", "sweep", str(matrix), "--out", str(out),
-             "--local", "--", *fit_args],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+    def sweep(out: Path, log: str, pause: bool = False) -> subprocess.Popen:
+        run_env = {**env, PAUSE_MARKER_VARIABLE: str(marker)} if pause else env
+        with open(tmp_path / log, "w") as output:  # a file: a pipe nobody reads can fill up
+            return subprocess.Popen(
+                [sys.executable, "-m", "brainmis.cli", "sweep", str(matrix), "--out", str(out),
+                 "--local", "--", *fit_args],
+                cwd=REPO, env=run_env, stdout=output, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
 
-    reference = sweep(tmp_path / "reference")
+    reference = sweep(tmp_path / "reference", "reference.log")
     killed_out = tmp_path / "killed"
-    victim = sweep(killed_out)
+    victim = sweep(killed_out, "victim.log", pause=True)
     run_dir = killed_out / "runs" / "tiny-synthetic-tuned-subF-fold0-seed42"
-    wait_for(lambda: bool(list(run_dir.glob("checkpoints/epoch=1-*.ckpt"))), 500, "epoch 2")
-    time.sleep(2.0)  # into the third epoch
+    wait_for(marker.is_file, 540, "the victim to reach the middle of its last epoch")
     fit_process = _child_fit_pid(victim.pid)
     os.kill(fit_process, signal.SIGKILL)  # the `brainmis fit` started by this sweep only
     victim.wait(timeout=120)
     assert not list(run_dir.glob(f"checkpoints/epoch={epochs - 1}-*.ckpt"))
     last = run_dir / "checkpoints" / "last.ckpt"
     assert last.is_file()
-    # killed before the last epoch ended: the restart resumes from the end of an earlier epoch
-    # and trains the interrupted epoch again from its start, which is why it can match exactly
-    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] < epochs - 1
+    # killed mid-epoch, so last.ckpt is the end of the epoch before: the restart trains the
+    # interrupted epoch again from its start, with that epoch's seeded order and RNG
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == epochs - 2
     assert read_json(run_dir / "run_manifest.json")["status"] == "running"
 
-    restarted = sweep(killed_out)
-    output = restarted.communicate(timeout=600)[0]
-    assert restarted.returncode == 0, output
-    assert reference.wait(timeout=600) == 0
+    restarted = sweep(killed_out, "restarted.log")
+    assert restarted.wait(timeout=600) == 0, (tmp_path / "restarted.log").read_text()[-3000:]
+    assert reference.wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
     manifest = read_json(run_dir / "run_manifest.json")
     assert manifest["status"] == "complete" and len(manifest["attempts"]) == 2
+    fit_log = (killed_out / "logs" / f"{run_dir.name}.log").read_text()  # both attempts
+    assert f"Restoring states from the checkpoint path at {last}" in fit_log
     reference_dir = tmp_path / "reference" / "runs" / run_dir.name
     require_same_final_state(run_dir, reference_dir, epochs)
 
