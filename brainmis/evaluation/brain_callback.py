@@ -26,7 +26,6 @@ pass needs every rank, are not supported by this callback: evaluate the checkpoi
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ from brainmis.evaluation.model_alignment import (
     model_window_features,
     write_alignment_files,
 )
+from brainmis.run_folder import run_folder
 
 BASELINE_EPOCH = 0
 
@@ -141,15 +141,15 @@ class BrainAlignmentCallback(Callback):
             logger.log_metrics(alignment.scalars(), step=step)
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_histogram("brain_alignment/r", alignment.ridge.r, step)
-        if trainer.log_dir is not None:
-            datamodule = trainer.datamodule
-            write_alignment_files(
-                Path(trainer.log_dir) / "evaluation",
-                alignment,
-                subject=getattr(datamodule, "subject", None),
-                selected_voxels=getattr(datamodule, "selected_voxels", None),
-                history=self.history,
-            )
+        # rank 0 only: run_folder, not trainer.log_dir (a collective under DDP)
+        datamodule = trainer.datamodule
+        write_alignment_files(
+            run_folder(trainer) / "evaluation",
+            alignment,
+            subject=getattr(datamodule, "subject", None),
+            selected_voxels=getattr(datamodule, "selected_voxels", None),
+            history=self.history,
+        )
         rank_zero_info(
             f"brain alignment (epoch {alignment.epoch}): mean r {alignment.ridge.mean:.4f}, "
             f"median {alignment.ridge.median:.4f}, {alignment.seconds:.1f} s"

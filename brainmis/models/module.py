@@ -25,7 +25,6 @@ import json
 import math
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +40,7 @@ from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, rever
 from brainmis.models.lora import add_lora
 from brainmis.models.losses import pearson_loss
 from brainmis.models.masking import IGNORE_INDEX, mask_tokens
+from brainmis.run_folder import run_folder
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
 REVERSED_CONDITIONS = ("misaligned", "preserving")
@@ -407,11 +407,10 @@ class BrainMisalignmentModule(LightningModule):
         datamodule = getattr(trainer, "datamodule", None)
         if trainer.fast_dev_run or datamodule is None or trainer.logger is None:
             return
-        log_dir = trainer.log_dir  # a broadcast from rank 0 under DDP: every rank must ask
-        if not trainer.is_global_zero or log_dir is None:
+        if not trainer.is_global_zero:
             return
         lm_loss = self.held_out_lm_loss(datamodule.test_dataloader())
-        folder = Path(log_dir) / "evaluation"
+        folder = run_folder(trainer) / "evaluation"
         folder.mkdir(parents=True, exist_ok=True)
         record = {"epoch": int(trainer.current_epoch), "lm_loss": lm_loss}
         (folder / "lm.json").write_text(json.dumps(record, indent=2) + "\n")

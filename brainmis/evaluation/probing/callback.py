@@ -9,8 +9,6 @@ probes (the other ranks go on; the probe pass does not touch DDP collectives).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from brainmis.evaluation.probing.builtin.suite import load_builtin_suite
@@ -24,6 +22,7 @@ from brainmis.evaluation.probing.runner import (
     subfield_means,
     task_means,
 )
+from brainmis.run_folder import run_folder
 
 
 class ProbingCallback(Callback):
@@ -127,11 +126,9 @@ class ProbingCallback(Callback):
             metrics["probing/mean"] = sum(per_subfield.values()) / len(per_subfield)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
-        if trainer.log_dir is not None:
-            log_dir = Path(trainer.log_dir)
-            append_probing_csv(
-                log_dir / "evaluation" / PROBING_CSV, run_name(trainer), epoch, scores
-            )
+        append_probing_csv(
+            run_folder(trainer) / "evaluation" / PROBING_CSV, run_name(trainer), epoch, scores
+        )
 
 
 def run_name(trainer: Trainer) -> str:
@@ -140,4 +137,4 @@ def run_name(trainer: Trainer) -> str:
     if logger is not None and logger.name is not None and logger.version is not None:
         version = logger.version if isinstance(logger.version, str) else f"version_{logger.version}"
         return f"{logger.name}/{version}"
-    return Path(trainer.log_dir or ".").name
+    return run_folder(trainer).name

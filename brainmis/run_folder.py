@@ -1,0 +1,28 @@
+"""Where a run's files go, without a collective call.
+
+``Trainer.log_dir`` broadcasts the folder from rank 0, so under DDP every rank must call it at
+the same point; code that runs on rank 0 only (evaluation callbacks, result files) would hang
+the job waiting for the other ranks. ``run_folder`` computes the same folder locally.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+
+def run_folder(trainer: Trainer) -> Path:
+    """The folder ``trainer.log_dir`` names, computed on this rank only (no broadcast).
+
+    Meant for rank 0, where it equals ``trainer.log_dir``: the first logger's ``log_dir``
+    (TensorBoard/CSV) or ``save_dir``, else ``trainer.default_root_dir``.
+    """
+    if trainer.loggers:
+        logger = trainer.loggers[0]
+        folder = logger.log_dir if isinstance(logger, TensorBoardLogger | CSVLogger) else None
+        folder = folder or logger.save_dir
+        if folder is not None:
+            return Path(folder)
+    return Path(trainer.default_root_dir)
