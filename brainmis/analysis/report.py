@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from brainmis.analysis.comparison import Comparison
 from brainmis.analysis.figures import Figure
 from brainmis.analysis.probing_stats import OVERALL
-from brainmis.analysis.tables import CONDITION_HEADER, condition_table_rows, text_summary
+from brainmis.analysis.tables import (
+    CONDITION_HEADER,
+    condition_table_rows,
+    format_number,
+    format_p,
+    text_summary,
+)
 
 
 @dataclass(frozen=True)
@@ -51,20 +56,6 @@ Block = Heading | Paragraph | Table | Image | Preformatted
 
 
 REPORTED_PAIRED_METRICS = ("lm_loss", "brain_alignment", "probing_score")
-
-
-def _f(value: float, digits: int = 3, signed: bool = False) -> str:
-    if math.isinf(value):
-        return "+inf" if value > 0 else "-inf"
-    if not math.isfinite(value):
-        return "-"
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    if not math.isfinite(value):
-        return "-"
-    return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
 def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block]:
@@ -118,14 +109,14 @@ def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block
                             row.condition_a,
                             row.condition_b,
                             str(row.n_pairs),
-                            _f(row.mean_a),
-                            _f(row.mean_b),
-                            _f(row.mean_difference, signed=True),
-                            _f(row.t, 2),
-                            _p(row.p_t),
-                            _f(row.wilcoxon_r_plus, 1),
-                            _f(row.wilcoxon_r_minus, 1),
-                            _p(row.p_wilcoxon),
+                            format_number(row.mean_a),
+                            format_number(row.mean_b),
+                            format_number(row.mean_difference, signed=True),
+                            format_number(row.t, 2),
+                            format_p(row.p_t),
+                            format_number(row.wilcoxon_r_plus, 1),
+                            format_number(row.wilcoxon_r_minus, 1),
+                            format_p(row.p_wilcoxon),
                         ]
                         for row in paired
                     ],
@@ -151,7 +142,7 @@ def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block
                     cells.append(
                         "-"
                         if row is None
-                        else f"{_f(row.score_mean)} ({_f(row.rank_score_mean, 2)})"
+                        else f"{format_number(row.score_mean)} ({format_number(row.rank_score_mean, 2)})"
                     )
                 rows.append(cells)
             blocks.append(Table(["condition", *[f"{s} (rank)" for s in table.scopes]], rows))
@@ -193,13 +184,13 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
                     f"{row.condition_a} vs {row.condition_b}",
                     row.scope,
                     str(row.n_subjects),
-                    _f(row.score_a),
-                    _f(row.score_b),
-                    _f(row.difference, signed=True),
-                    _f(row.win_rate_a, 2),
-                    _f(row.win_rate_b, 2),
-                    _p(row.p),
-                    _p(row.p_holm) if row.scope != OVERALL else "-",
+                    format_number(row.score_a),
+                    format_number(row.score_b),
+                    format_number(row.difference, signed=True),
+                    format_number(row.win_rate_a, 2),
+                    format_number(row.win_rate_b, 2),
+                    format_p(row.p),
+                    format_p(row.p_holm) if row.scope != OVERALL else "-",
                 ]
                 for row in sorted(
                     rows, key=lambda r: (r.condition_a, r.condition_b, r.scope == OVERALL, r.scope)

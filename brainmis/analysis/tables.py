@@ -127,13 +127,17 @@ def write_tables(comparison: Comparison, out_dir: Path) -> list[str]:
     return names
 
 
-def _number(value: float, digits: int = 3, signed: bool = False) -> str:
+def format_number(value: float, digits: int = 3, signed: bool = False) -> str:
+    """A table cell: fixed digits, ``+inf``/``-inf`` for infinities, ``-`` for NaN."""
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
     if not math.isfinite(value):
         return "-"
     return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
-def _p(value: float) -> str:
+def format_p(value: float) -> str:
+    """A p-value cell: 3 decimals, or 2 significant digits below 0.001."""
     if not math.isfinite(value):
         return "-"
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
@@ -209,17 +213,17 @@ def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str
             row = paired[metric]
             if row is not None:
                 lines.append(
-                    f"  {label:<12} {_number(row.mean_difference, signed=True):>7}  "
-                    f"paired t p={_p(row.p_t)}, Wilcoxon p={_p(row.p_wilcoxon)} "
+                    f"  {label:<12} {format_number(row.mean_difference, signed=True):>7}  "
+                    f"paired t p={format_p(row.p_t)}, Wilcoxon p={format_p(row.p_wilcoxon)} "
                     f"(n={row.n_pairs} subject x fold)"
                 )
         for row in sorted(rows, key=lambda r: (r.scope != OVERALL, r.scope)):
             label = "probing" if row.scope == OVERALL else f"  {row.scope}"
-            holm = "" if row.scope == OVERALL else f", Holm p={_p(row.p_holm)}"
+            holm = "" if row.scope == OVERALL else f", Holm p={format_p(row.p_holm)}"
             lines.append(
-                f"  {label:<12} {_number(row.difference, signed=True):>7}  "
-                f"wins {_number(100 * row.win_rate_a, 0)}% vs {_number(100 * row.win_rate_b, 0)}%, "
-                f"Wilcoxon p={_p(row.p)}{holm} (n={row.n_subjects} subjects)"
+                f"  {label:<12} {format_number(row.difference, signed=True):>7}  "
+                f"wins {format_number(100 * row.win_rate_a, 0)}% vs {format_number(100 * row.win_rate_b, 0)}%, "
+                f"Wilcoxon p={format_p(row.p)}{holm} (n={row.n_subjects} subjects)"
             )
     return lines
 

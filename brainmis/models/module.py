@@ -280,7 +280,8 @@ class BrainMisalignmentModule(LightningModule):
         return loss
 
     def writes_logs_now(self) -> bool:
-        """True on the steps whose scalars the loggers write (every ``log_every_n_steps``).
+        """True on the steps whose scalars the loggers write (every ``log_every_n_steps``)
+        and on the last batch of an epoch (so ``callback_metrics`` always hold them).
 
         Logging only then saves Lightning's per-call bookkeeping on the other steps (about
         7% of a tiny model's CPU step; see docs/performance.md) and, on a GPU, the host-device
@@ -288,7 +289,11 @@ class BrainMisalignmentModule(LightningModule):
         """
         trainer = self.trainer
         every = max(int(trainer.log_every_n_steps or 1), 1)
-        return (self.global_step + 1) % every == 0 or bool(trainer.should_stop)
+        return (
+            (self.global_step + 1) % every == 0
+            or bool(trainer.should_stop)
+            or bool(trainer.is_last_batch)  # callback_metrics hold every epoch's last values
+        )
 
     def _epoch_seed(self, epoch: int) -> int:
         base_seed = int(os.environ.get("PL_GLOBAL_SEED", "0"))
@@ -322,7 +327,9 @@ class BrainMisalignmentModule(LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # global_step has advanced by one since training_step: compare with the step before
         every = max(int(self.trainer.log_every_n_steps or 1), 1)
-        if self.global_step % every != 0 and not self.trainer.should_stop:
+        if self.global_step % every != 0 and not (
+            self.trainer.should_stop or self.trainer.is_last_batch
+        ):
             return
         seconds = time.perf_counter() - self._step_started
         tokens = float(batch["attention_mask"].sum())
