@@ -107,3 +107,17 @@ class PauseMidEpoch(Callback):
         if marker and trainer.current_epoch == self.epoch and batch_idx == self.batch:
             Path(marker).write_text(f"epoch {self.epoch} batch {self.batch}\n")
             time.sleep(self.seconds)
+
+
+STEP_SECONDS_VARIABLE = "BRAINMIS_TEST_STEP_SECONDS"
+
+
+class SlowSteps(Callback):
+    """Sleeps ``$BRAINMIS_TEST_STEP_SECONDS`` after every training batch, so a test can signal
+    a job in the middle of training however fast the machine is; without that variable it
+    does nothing. Touches neither the weights nor any RNG."""
+
+    def on_train_batch_end(self, trainer: Trainer, *args: Any) -> None:
+        seconds = float(os.environ.get(STEP_SECONDS_VARIABLE) or 0)
+        if seconds > 0:
+            time.sleep(seconds)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from launch_helpers import PAUSE_MARKER_VARIABLE
+from launch_helpers import PAUSE_MARKER_VARIABLE, STEP_SECONDS_VARIABLE
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "scripts" / "slurm"
@@ -246,6 +246,9 @@ def test_sigusr1_requeues_and_resumes_to_the_same_result(
     2-CPU node, so the interrupted job starts after the reference one."""
     epochs, batches = 3, 4
     env = {**slurm_cluster, "BRAINMIS_RUN_ROOT": str(tmp_path / "runs")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent), *filter(None, [env.get("PYTHONPATH")])]
+    )
     common = [
         f"--ntasks-per-node={tasks}",
         "--cpus-per-task=1",
@@ -255,9 +258,12 @@ def test_sigusr1_requeues_and_resumes_to_the_same_result(
         *(["--trainer.strategy=ddp"] if tasks > 1 else []),
         *demo_args(tiny_gpt2, synthetic_cache, epochs=epochs, batches=batches),
         WITHOUT_EVALUATION_CALLBACKS,
+        # slows only the job whose environment sets BRAINMIS_TEST_STEP_SECONDS (the victim),
+        # so the signal lands mid-training on any machine speed
+        "--trainer.callbacks+=launch_helpers.SlowSteps",
     ]
     reference_job = sbatch(env, common)
-    job = sbatch(env, common)
+    job = sbatch({**env, STEP_SECONDS_VARIABLE: "2"}, common)
     run_dir = tmp_path / "runs" / "tuned" / f"slurm-{job}"
     # mid-training: after the first epoch's checkpoint, before the end
     wait_for(lambda: bool(list(run_dir.glob("checkpoints/epoch=*.ckpt"))), 540, "an epoch end")
