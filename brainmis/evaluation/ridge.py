@@ -10,16 +10,19 @@ How it stays fast. For one training set ``X_t`` (``n`` rows) the ridge predictio
 ``X_v`` with penalty ``a`` is ``X_v W diag(1 / (lam + a)) W^T X_t^T Y_t`` where
 ``X_t^T X_t = W diag(lam) W^T``. Writing it over the smaller of the two Gram matrices
 (``n x n`` kernel when ``n < n_features``, the ``n_features x n_features`` covariance
-otherwise) gives ``A diag(1 / (lam + a)) B`` with ``A = (n_val, m)`` and ``B = (m, n_voxels)``
+otherwise) gives ``A diag(1 / (lam + a)) B Y_t`` with ``A = (n_val, m)`` and ``B = (m, n)``
 computed once per fold. Every penalty only rescales ``A``'s columns, and the shrinkage
-vectors of all penalties span few directions (``_penalty_basis``: 12 penalties, about 7
-directions at 1e-6 relative accuracy), so all penalties of a fold cost about 7 stacked
-products ``(n_val, n_train) @ (n_train, V)`` in voxel batches. In the dual case the kernel is
-computed once per outer fold and sliced for the inner folds. The refit with each voxel's own
-penalty applies one ``(n_test, n_train)`` operator per distinct penalty. The Gram
-matrix is formed in float32 and diagonalised in float64; spectral components with an
-eigenvalue below ``rtol * max eigenvalue`` are dropped (a pseudo-inverse, which matters when
-features are duplicated or constant).
+vectors of all penalties, weighted by the norms of ``A``'s columns, span few directions
+(:func:`_penalty_basis`: 6 for the 12 default penalties on the HP-sized benchmark, at 1e-4
+relative accuracy). So one product of a stacked ``(r * n_val, n)`` matrix with the
+responses gives the validation predictions of every penalty, and a small second product
+mixes them into each penalty's residuals (:class:`_InnerFold`). Voxels go through in chunks
+of a few hundred columns that stay in the CPU's cache, with buffers reused between chunks.
+In the dual case the kernel is computed once per outer fold and sliced for the inner folds.
+The refit with each voxel's own penalty applies one ``(n_test, n)`` operator per distinct
+penalty (:class:`_Refit`). The Gram matrix is formed in float32 and diagonalised in float64;
+spectral components with an eigenvalue below ``rtol * max eigenvalue`` are dropped (a
+pseudo-inverse, which matters when features are duplicated or constant).
 
 Selection criterion: the validation mean squared error, averaged over the inner folds (the
 same as himalaya's ``l2_neg_loss`` and, for leave-one-out, sklearn's ``RidgeCV``). No
@@ -41,7 +44,10 @@ DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 9, 12)
 LEAVE_ONE_OUT = "loo"
 """Pass as ``splits`` to select penalties by efficient leave-one-sample-out (as sklearn)."""
 
-_BATCH_ELEMENTS = 2**24  # float32 elements per temporary block (64 MiB)
+_CPU_CACHE_CHUNK_FLOATS = 2**21  # validation chunk on CPU (8 MiB: stays in cache)
+_CPU_CHUNK_FLOATS = 2**22  # refit chunk on CPU (16 MiB)
+_DEVICE_CHUNK_FLOATS = 2**27  # any chunk on a GPU (512 MiB: few, large products)
+_CHUNK_WIDTH_STEP = 128
 
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -162,65 +168,167 @@ class _FeatureGrams:
         return spectrum, self.X_test @ spectrum.vectors, spectrum.vectors.T @ self.X_train.T
 
 
-def _voxel_batch(n_voxels: int, rows_per_voxel: int) -> int:
-    return max(1, min(n_voxels, _BATCH_ELEMENTS // max(1, rows_per_voxel)))
+def _chunk_budget(device: torch.device, cache_sized: bool) -> int:
+    """Floats of temporaries per voxel chunk: on CPU small enough to stay in cache for the
+    many-pass validation step, larger for the refit; on a GPU few, large products."""
+    if device.type != "cpu":
+        return _DEVICE_CHUNK_FLOATS
+    return _CPU_CACHE_CHUNK_FLOATS if cache_sized else _CPU_CHUNK_FLOATS
+
+
+def _voxel_batch(n_voxels: int, floats_per_voxel: int, budget: int) -> int:
+    """Voxels per chunk so that a chunk's temporaries stay within ``budget`` floats; a
+    multiple of 128 where possible (BLAS products of odd widths run up to 1.5x slower)."""
+    batch = max(1, budget // max(1, floats_per_voxel))
+    if batch >= _CHUNK_WIDTH_STEP:
+        batch -= batch % _CHUNK_WIDTH_STEP
+    return min(n_voxels, batch)
+
+
+def _cheapest_chain(left: torch.Tensor, right: torch.Tensor) -> list[torch.Tensor]:
+    """The matrices that apply ``left @ right`` to voxel columns at the lowest cost, in the
+    order they are applied: ``[left @ right]`` when the merged operator costs fewer
+    multiply-adds per voxel than ``right`` then ``left``, else ``[right, left]``."""
+    merged_cost = left.shape[0] * right.shape[1]
+    factored_cost = right.shape[0] * (right.shape[1] + left.shape[0])
+    if merged_cost <= factored_cost:
+        return [left @ right]
+    return [right, left]
+
+
+def _apply_chain(chain: list[torch.Tensor], columns: torch.Tensor, out=None) -> torch.Tensor:
+    for matrix in chain[:-1]:
+        columns = matrix @ columns
+    return torch.mm(chain[-1], columns, out=out)
 
 
 def _penalty_basis(
-    eigenvalues: torch.Tensor, alphas: torch.Tensor, tol: float
+    eigenvalues: torch.Tensor, weights: torch.Tensor, alphas: torch.Tensor, tol: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A small basis for the shrinkage vectors of all penalties.
+    """A small basis for the shrinkage vectors of all penalties, weighted by what they feed.
 
-    The shrinkage of penalty ``a`` is ``d(a) = 1 / (eigenvalues + a)`` ``(m,)``. Penalties far
-    above (or below) every eigenvalue give nearly parallel vectors, so the ``(m, n_alphas)``
-    matrix of all of them has a low numerical rank. With each column scaled to a maximum of
-    1, a float64 SVD keeps the ``r`` directions with singular value above ``tol`` times the
-    largest, so that ``d(a) = basis @ coefficients[:, a]`` up to a relative error ~``tol``.
+    The shrinkage of penalty ``a`` is ``d(a) = 1 / (eigenvalues + a)`` ``(m,)``; spectral
+    component ``k`` enters the predictions through a column of norm ``weights[k]``. Penalties
+    far above (or below) every eigenvalue give nearly parallel vectors, so the ``(m,
+    n_alphas)`` matrix of all ``weights * d(a)``, each column scaled to unit norm, has a low
+    numerical rank. A float64 SVD keeps the ``r`` directions with singular value above
+    ``tol`` times the largest, so that ``weights * d(a) = basis @ coefficients[:, a]`` up to
+    a relative error of about ``tol`` in the predictions.
 
     Returns:
-        ``basis (m, r)`` and ``coefficients (r, n_alphas)``, float64.
+        ``basis (m, r)`` (multiplies the unit-norm columns) and ``coefficients (r,
+        n_alphas)``, float64.
     """
-    shrink = 1.0 / (eigenvalues[:, None] + alphas[None, :])  # (m, n_alphas)
-    scale = shrink.abs().amax(0)
-    u, s, vh = torch.linalg.svd(shrink / scale, full_matrices=False)
+    weighted = weights[:, None] / (eigenvalues[:, None] + alphas[None, :])  # (m, n_alphas)
+    scale = weighted.norm(dim=0).clamp(min=1e-300)
+    u, s, vh = torch.linalg.svd(weighted / scale, full_matrices=False)
     rank = max(1, int((s > tol * s[0]).sum()))
     return u[:, :rank], (s[:rank, None] * vh[:rank]) * scale
 
 
-def _fold_mse(
-    spectrum: _Spectrum,
-    left: torch.Tensor,
-    to_right: torch.Tensor,
-    Y_fold_train: torch.Tensor,
-    Y_val: torch.Tensor,
-    alphas: torch.Tensor,
-    basis_tol: float,
-) -> torch.Tensor:
-    """Validation MSE ``(n_alphas, V)`` float64 of ridge fits on one inner fold.
+class _InnerFold:
+    """Validation errors of all penalties for one inner fold, on chunks of voxels.
 
-    The validation predictions of penalty ``a`` are ``left diag(d(a)) to_right Y``. With the
-    penalty basis (:func:`_penalty_basis`) they are ``sum_j c_j(a) Q_j`` where
-    ``Q_j = (left diag(basis_j) to_right) Y``: ``r`` (usually 6-8 for 12 penalties) stacked
-    products ``(r * n_val, n_fold_train) @ (n_fold_train, batch)`` per voxel batch instead of
-    one per penalty, then a small ``(n_alphas, r)`` mix.
+    The validation predictions of penalty ``a`` are ``left diag(d(a)) to_right Y_fold_train``
+    (:class:`_FeatureGrams`). With the penalty basis (:func:`_penalty_basis`) they are
+    ``sum_j c_j(a) Q_j`` with ``Q_j = (left diag(basis_j) to_right) Y``: one product with a
+    stacked ``(r * n_val, n_fold_train)`` matrix (``r`` is usually 5-8 for 12 penalties)
+    instead of one per penalty. A second product with ``mix (n_alphas, r + 1)``, whose last
+    column is -1 against the validation responses, gives every penalty's residuals.
     """
-    if spectrum.eigenvalues.numel() == 0:  # features without variance: predictions are 0
-        return Y_val.double().square().mean(0).expand(len(alphas), -1).clone()
-    basis, coefficients = _penalty_basis(spectrum.eigenvalues, alphas, basis_tol)
-    rank, n_val = basis.shape[1], left.shape[0]
-    scaled_left = left[None, :, :] * basis.T.to(left.dtype)[:, None, :]  # (r, n_val, m)
-    stacked = scaled_left.reshape(rank * n_val, -1) @ to_right  # (r * n_val, n_fold_train)
-    mix = coefficients.T.to(left.dtype)  # (n_alphas, r)
-    n_alphas, n_voxels = len(alphas), Y_fold_train.shape[1]
-    mse = torch.empty(n_alphas, n_voxels, dtype=torch.float64, device=left.device)
-    batch = _voxel_batch(n_voxels, (rank + n_alphas) * n_val)
-    for start in range(0, n_voxels, batch):
-        cols = slice(start, start + batch)
-        parts = stacked @ Y_fold_train[:, cols]  # (r * n_val, b)
-        predictions = (mix @ parts.view(rank, -1)).view(n_alphas, n_val, -1)
-        predictions -= Y_val[None, :, cols]
-        mse[:, cols] = predictions.square_().mean(1).double()
-    return mse
+
+    def __init__(
+        self,
+        grams: _FeatureGrams,
+        train_rows: torch.Tensor,
+        val_rows: torch.Tensor,
+        alphas: torch.Tensor,
+        rtol: float,
+        basis_tol: float,
+    ):
+        self.train_rows, self.val_rows = train_rows, val_rows
+        self.buffers: tuple[torch.Tensor, ...] | None = None
+        spectrum, left, to_right = grams.fold(train_rows, val_rows, rtol)
+        dtype = left.dtype
+        if spectrum.eigenvalues.numel() == 0:  # features without variance: predictions are 0
+            basis_rows = left.new_zeros(0, to_right.shape[1])
+            self.chain = [basis_rows]
+            self.mix = torch.full((len(alphas), 1), -1.0, dtype=dtype, device=left.device)
+            self.rank = 0
+            return
+        weights = left.double().norm(dim=0)  # (m,)
+        unit_left = left / weights.clamp(min=1e-300).to(dtype)
+        basis, coefficients = _penalty_basis(spectrum.eigenvalues, weights, alphas, basis_tol)
+        self.rank = basis.shape[1]
+        stacked_left = unit_left[None, :, :] * basis.T.to(dtype)[:, None, :]  # (r, n_val, m)
+        self.chain = _cheapest_chain(stacked_left.reshape(-1, left.shape[1]), to_right)
+        minus_one = -torch.ones(len(alphas), 1, dtype=torch.float64, device=left.device)
+        self.mix = torch.cat([coefficients.T, minus_one], dim=1).to(dtype)  # (n_alphas, r + 1)
+
+    def floats_per_voxel(self) -> int:
+        """Temporary floats per voxel of :meth:`mse`."""
+        return len(self.train_rows) + (self.rank + 1 + self.mix.shape[0]) * len(self.val_rows)
+
+    def mse(self, Y_chunk: torch.Tensor) -> torch.Tensor:
+        """Validation MSE ``(n_alphas, b)`` float64 of the training-row responses
+        ``Y_chunk`` ``(n_train, b)``."""
+        n_val, n_stacked = len(self.val_rows), self.rank * len(self.val_rows)
+        train, parts, residuals = self._workspace(Y_chunk)
+        torch.index_select(Y_chunk, 0, self.train_rows, out=train)
+        _apply_chain(self.chain, train, out=parts[:n_stacked])
+        torch.index_select(Y_chunk, 0, self.val_rows, out=parts[n_stacked:])
+        torch.mm(self.mix, parts.view(self.rank + 1, -1), out=residuals)
+        squares = residuals.square_().view(len(self.mix), n_val, -1).sum(1)
+        return squares.double() / n_val
+
+    def _workspace(self, Y_chunk: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Buffers reused across chunks of the same width (fresh allocations of several MiB
+        per chunk cost page faults): training rows ``(n_fold_train, b)``, stacked parts
+        ``((r + 1) * n_val, b)``, residuals ``(n_alphas, n_val * b)``."""
+        width = Y_chunk.shape[1]
+        if self.buffers is None or self.buffers[0].shape[1] != width:
+            n_val = len(self.val_rows)
+            self.buffers = (
+                Y_chunk.new_empty(len(self.train_rows), width),
+                Y_chunk.new_empty((self.rank + 1) * n_val, width),
+                Y_chunk.new_empty(len(self.mix), n_val * width),
+            )
+        return self.buffers
+
+
+class _Refit:
+    """Test predictions of ridge fits on all training rows, one penalty per voxel.
+
+    Voxels are grouped by penalty; each penalty's operator ``left diag(d(a)) to_right``
+    ``(n_test, n_train)`` is formed once, when a voxel first needs it, and applied to its
+    group (or, when cheaper per voxel, ``to_right`` then the scaled ``left``).
+    """
+
+    def __init__(self, grams: _FeatureGrams, alphas: torch.Tensor, rtol: float):
+        self.spectrum, self.left, self.to_right = grams.full(rtol)
+        self.alphas = alphas
+        self.chains: dict[int, list[torch.Tensor]] = {}
+
+    @property
+    def n_test(self) -> int:
+        return self.left.shape[0]
+
+    def _chain(self, index: int) -> list[torch.Tensor]:
+        if index not in self.chains:
+            shrink = 1.0 / (self.spectrum.eigenvalues + self.alphas[index])
+            scaled_left = self.left * shrink.to(self.left.dtype)
+            self.chains[index] = _cheapest_chain(scaled_left, self.to_right)
+        return self.chains[index]
+
+    def predict(self, Y_chunk: torch.Tensor, alpha_index: torch.Tensor) -> torch.Tensor:
+        """``(n_test, b)`` predictions from training responses ``Y_chunk`` ``(n_train, b)``
+        with penalty ``alphas[alpha_index[v]]`` for voxel ``v``."""
+        predictions = Y_chunk.new_empty(self.n_test, Y_chunk.shape[1])
+        for index in torch.unique(alpha_index).tolist():
+            voxels = torch.nonzero(alpha_index == index).flatten()
+            group = _apply_chain(self._chain(index), Y_chunk.index_select(1, voxels))
+            predictions.index_copy_(1, voxels, group)
+        return predictions
 
 
 def _loo_mse(
@@ -257,7 +365,7 @@ def ridge_cv_predict(
     splits: Sequence[Split] | str,
     alphas: np.ndarray | Sequence[float] = DEFAULT_ALPHAS,
     rtol: float = 1e-6,
-    basis_tol: float = 1e-6,
+    basis_tol: float = 1e-4,
 ) -> RidgeCVResult:
     """Choose a penalty per voxel by inner cross-validation, refit on all training rows,
     predict the test rows.
@@ -271,7 +379,9 @@ def ridge_cv_predict(
         alphas: ``(n_alphas,)`` candidate penalties (positive).
         rtol: spectral components with eigenvalue below ``rtol * max`` are dropped.
         basis_tol: relative accuracy of the penalty basis used for the inner-fold
-            predictions (:func:`_penalty_basis`); 0 keeps one direction per penalty.
+            predictions (:func:`_penalty_basis`); 0 keeps one direction per penalty. At
+            1e-3 some near-tied penalties flip and r moves by up to 0.02 on the benchmark
+            problem; at 1e-4 the choices match the exact ones.
 
     Returns:
         :class:`RidgeCVResult` on the device of ``X_train``. Ties go to the smaller penalty.
@@ -286,56 +396,49 @@ def ridge_cv_predict(
             raise ValueError(f"splits must be index pairs or {LEAVE_ONE_OUT!r}, got {splits!r}")
         cv_mse = _loo_mse(grams, Y_train, alpha_grid, rtol)
     else:
-        cv_mse = torch.zeros(len(alpha_grid), Y_train.shape[1], dtype=torch.float64, device=device)
-        for train_idx, val_idx in splits:
-            train_rows = torch.as_tensor(train_idx, device=device)
-            val_rows = torch.as_tensor(val_idx, device=device)
-            spectrum, left, to_right = grams.fold(train_rows, val_rows, rtol)
-            cv_mse += _fold_mse(
-                spectrum,
-                left,
-                to_right,
-                Y_train[train_rows],
-                Y_train[val_rows],
+        folds = [
+            _InnerFold(
+                grams,
+                torch.as_tensor(train_idx, device=device),
+                torch.as_tensor(val_idx, device=device),
                 alpha_grid,
+                rtol,
                 basis_tol,
             )
-        cv_mse /= len(splits)
-    best_alphas = alpha_grid[cv_mse.argmin(0)]  # first minimum: ties go to the smaller alpha
-    predictions = _refit_predict(grams, Y_train, best_alphas, rtol)
-    return RidgeCVResult(predictions=predictions, best_alphas=best_alphas, cv_mse=cv_mse)
+            for train_idx, val_idx in splits
+        ]
+        cv_mse = _grouped_cv_mse(folds, Y_train)
+    alpha_index = cv_mse.argmin(0)  # first minimum: ties go to the smaller alpha
+    predictions = _refit_predict(_Refit(grams, alpha_grid, rtol), Y_train, alpha_index)
+    return RidgeCVResult(
+        predictions=predictions, best_alphas=alpha_grid[alpha_index], cv_mse=cv_mse
+    )
 
 
-def _refit_predict(
-    grams: _FeatureGrams, Y_train: torch.Tensor, voxel_alphas: torch.Tensor, rtol: float
-) -> torch.Tensor:
-    """Test predictions ``(n_test, V)`` of ridge fits on all training rows, one penalty per
-    voxel (``voxel_alphas`` ``(V,)``, values from a small grid).
+def _grouped_cv_mse(folds: Sequence[_InnerFold], Y_train: torch.Tensor) -> torch.Tensor:
+    """Validation MSE ``(n_alphas, V)`` float64 averaged over the inner folds, in voxel chunks
+    small enough to stay in the CPU's cache."""
+    n_alphas, n_voxels = folds[0].mix.shape[0], Y_train.shape[1]
+    cv_mse = torch.empty(n_alphas, n_voxels, dtype=torch.float64, device=Y_train.device)
+    floats = max(fold.floats_per_voxel() for fold in folds)
+    batch = _voxel_batch(n_voxels, floats, _chunk_budget(Y_train.device, cache_sized=True))
+    for start in range(0, n_voxels, batch):
+        cols = slice(start, start + batch)
+        Y_chunk = Y_train[:, cols]
+        cv_mse[:, cols] = sum(fold.mse(Y_chunk) for fold in folds) / len(folds)
+    return cv_mse
 
-    Voxels are grouped by their penalty. For a large group the operator
-    ``left diag(d(a)) to_right`` ``(n_test, n_train)`` is formed once and applied to the
-    group's responses (one ``n_test x n_train`` product per voxel); for a small group the
-    responses go through ``to_right`` first, whichever costs fewer operations.
-    """
-    spectrum, left, to_right = grams.full(rtol)
-    (n_test, m), n_train = left.shape, to_right.shape[1]
-    n_voxels = Y_train.shape[1]
-    predictions = torch.empty(n_test, n_voxels, dtype=left.dtype, device=left.device)
-    for alpha in torch.unique(voxel_alphas):
-        voxels = torch.nonzero(voxel_alphas == alpha).flatten()
-        scaled_left = left * (1.0 / (spectrum.eigenvalues + alpha)).to(left.dtype)
-        operator_cost = n_test * m * n_train + n_test * n_train * len(voxels)
-        if operator_cost < (m * n_train + n_test * m) * len(voxels):
-            operator = scaled_left @ to_right  # (n_test, n_train)
-        else:
-            operator = None
-        batch = _voxel_batch(len(voxels), n_train + n_test)
-        for start in range(0, len(voxels), batch):
-            chunk = voxels[start : start + batch]
-            if operator is not None:
-                predictions[:, chunk] = operator @ Y_train[:, chunk]
-            else:
-                predictions[:, chunk] = scaled_left @ (to_right @ Y_train[:, chunk])
+
+def _refit_predict(refit: _Refit, Y_train: torch.Tensor, alpha_index: torch.Tensor):
+    """Test predictions ``(n_test, V)``, voxel ``v`` with penalty ``alphas[alpha_index[v]]``."""
+    n_voxels, device = Y_train.shape[1], Y_train.device
+    predictions = torch.empty(refit.n_test, n_voxels, dtype=Y_train.dtype, device=device)
+    floats = len(Y_train) + refit.n_test
+    batch = _voxel_batch(n_voxels, floats, _chunk_budget(device, cache_sized=False))
+    for start in range(0, n_voxels, batch):
+        cols = slice(start, start + batch)
+        # a contiguous copy: column gathers from a strided view are several times slower
+        predictions[:, cols] = refit.predict(Y_train[:, cols].contiguous(), alpha_index[cols])
     return predictions
 
 

@@ -107,6 +107,23 @@ def test_penalty_basis_changes_nothing_measurable():
     torch.testing.assert_close(fast.predictions, full.predictions)
 
 
+@pytest.mark.parametrize("n_features", [200, 30])
+def test_voxel_chunks_and_reused_buffers_change_nothing(monkeypatch, n_features):
+    """Chunks of 100-130 voxels and a narrower last chunk (reallocated buffers) give the
+    numbers of a single chunk."""
+    import brainmis.evaluation.ridge as ridge
+
+    X_train, Y_train, X_test, _ = fixed_problem(160, n_features, n_voxels=300, seed=7)
+    splits = group_splits(np.repeat(np.arange(3), 40))
+    whole = ridge_cv_predict(X_train, Y_train, X_test, splits, ALPHAS)
+    monkeypatch.setattr(ridge, "_CPU_CACHE_CHUNK_FLOATS", 128 * 40 * (len(ALPHAS) + 10))
+    monkeypatch.setattr(ridge, "_CPU_CHUNK_FLOATS", 128 * 160)
+    chunked = ridge_cv_predict(X_train, Y_train, X_test, splits, ALPHAS)
+    torch.testing.assert_close(chunked.cv_mse, whole.cv_mse, rtol=1e-5, atol=0)
+    torch.testing.assert_close(chunked.best_alphas, whole.best_alphas)
+    torch.testing.assert_close(chunked.predictions, whole.predictions, rtol=1e-4, atol=1e-5)
+
+
 def test_duplicated_and_constant_features_stay_finite():
     rng = np.random.default_rng(4)
     X = rng.standard_normal((90, 20))
