@@ -197,6 +197,7 @@ def _cheapest_chain(left: torch.Tensor, right: torch.Tensor) -> list[torch.Tenso
 
 
 def _apply_chain(chain: list[torch.Tensor], columns: torch.Tensor, out=None) -> torch.Tensor:
+    """``chain[-1] @ ... @ chain[0] @ columns`` (written into ``out`` when given)."""
     for matrix in chain[:-1]:
         columns = matrix @ columns
     return torch.mm(chain[-1], columns, out=out)
@@ -251,8 +252,7 @@ class _InnerFold:
         spectrum, left, to_right = grams.fold(train_rows, val_rows, rtol)
         dtype = left.dtype
         if spectrum.eigenvalues.numel() == 0:  # features without variance: predictions are 0
-            basis_rows = left.new_zeros(0, to_right.shape[1])
-            self.chain = [basis_rows]
+            self.chain = [left.new_zeros(0, to_right.shape[1])]  # no stacked parts
             self.mix = torch.full((len(alphas), 1), -1.0, dtype=dtype, device=left.device)
             self.rank = 0
             return
