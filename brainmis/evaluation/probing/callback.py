@@ -34,7 +34,8 @@ class ProbingCallback(Callback):
         None = all.
     seeds: probe seeds (Holmes: 0-4).
     layer: hidden-state layer; None = the module's ``feature_layer``.
-    controls: ``permuted_labels`` and/or ``random_weights`` (see ``runner``).
+    controls: any of ``permuted_labels``, ``permuted_words``, ``random_weights`` (see
+        ``runner``).
     cache_dir: where the built-in suite is generated (default ``~/.cache/brainmis``).
     suite_seed: generator seed of the built-in suite.
     on_fit_end: also probe when fit ends (unless that epoch was just probed).

@@ -3,9 +3,11 @@ metric), optionally with controls.
 
 Controls (Holmes): ``permuted_labels`` trains the same probes on labels shuffled across the
 task's items (a probe that scores well there memorises, so ``selectivity/<metric>`` = score -
-permuted score), and ``random_weights`` probes a re-initialised copy of the model (what the
-architecture alone gives). Their scores carry the metric prefixes ``permuted_labels/``,
-``selectivity/`` and ``random_weights/``.
+permuted score), ``permuted_words`` probes the same items with the words of every sentence
+shuffled (``word_permutation``: what the words alone give, without their order), and
+``random_weights`` probes a re-initialised copy of the model (what the architecture alone
+gives). Their scores carry the metric prefixes ``permuted_labels/``, ``selectivity/``,
+``permuted_words/`` and ``random_weights/``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ from torch import nn
 from brainmis.evaluation.probing.holmes_reader import ProbingTask
 from brainmis.evaluation.probing.metrics import score_test_predictions, seen_in_training
 from brainmis.evaluation.probing.probe import ProbeProblem, ProbeProtocol, train_probes
-from brainmis.evaluation.probing.representations import RepresentationCache, TaskFeatures
+from brainmis.evaluation.probing.representations import (
+    RepresentationCache,
+    TaskFeatures,
+    encode_tasks,
+)
+from brainmis.evaluation.probing.word_permutation import word_permuted
 
-CONTROLS = ("permuted_labels", "random_weights")
+CONTROLS = ("permuted_labels", "permuted_words", "random_weights")
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,12 @@ def probe_tasks(
             base = metric.removeprefix("permuted_labels/")
             if (task, seed, base) in scores:
                 scores[(task, seed, f"selectivity/{base}")] = scores[(task, seed, base)] - value
+    if "permuted_words" in controls:
+        # not through ``cache``: its keys are item ids, which the shuffled copies share
+        shuffled_features = encode_tasks(model, tokenizer, [word_permuted(t) for t in tasks], layer)
+        scores.update(
+            _score_probes(shuffled_features, true_labels, protocol, device, "permuted_words/")
+        )
     if "random_weights" in controls:
         random_model = reinitialised_copy(model)
         random_features = RepresentationCache().features(random_model, tokenizer, tasks, layer)

@@ -68,7 +68,7 @@ def test_callback_logs_scalars_and_appends_csv_each_epoch(tiny_gpt2_dir, tmp_pat
 def test_probe_command_on_a_model_folder(tiny_gpt2_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["probe", "--model", str(tiny_gpt2_dir), "--builtin", "--tasks", *TASKS, "--max-items", "60",
-            "--seeds", "0", "1", "--cache-dir", str(tmp_path / "cache"), "--controls", "permuted_labels", "random_weights",
+            "--seeds", "0", "1", "--cache-dir", str(tmp_path / "cache"), "--controls", "permuted_labels", "permuted_words", "random_weights",
             "--out", str(out)]  # fmt: skip
     assert brainmis_main(argv) == 0
     rows = read_probing_csv(out / "probing.csv")
@@ -78,6 +78,7 @@ def test_probe_command_on_a_model_folder(tiny_gpt2_dir, tmp_path, capsys):
         "accuracy",
         "permuted_labels/accuracy",
         "selectivity/accuracy",
+        "permuted_words/accuracy",
         "random_weights/accuracy",
     } <= metrics
     by_key = {(r["task"], r["seed"], r["metric"]): float(r["score"]) for r in rows}
