@@ -11,8 +11,8 @@ run, the other three are the training runs. Every solver gets the same z-scored 
 
 Printed: seconds of each solver (fit + test prediction + per-voxel r; the fastest of
 ``--repeats`` calls, 3 by default), our time beside it as a speed-up ratio, and max |delta r|
-per voxel against ours. ``--scale 0.2`` shrinks the
-voxel count for a quick run; ``--skip-sklearn`` leaves out the slowest baseline.
+per voxel against ours. ``--scale 0.2`` shrinks the voxel count for a quick run;
+``--skip-sklearn`` leaves out the slowest baseline.
 
     python benchmarks/brain_eval.py                 # full size, CPU
     python benchmarks/brain_eval.py --scale 0.1     # quick

@@ -429,7 +429,7 @@ def _grouped_cv_mse(folds: Sequence[_InnerFold], Y_train: torch.Tensor) -> torch
     return cv_mse
 
 
-def _refit_predict(refit: _Refit, Y_train: torch.Tensor, alpha_index: torch.Tensor):
+def _refit_predict(refit: _Refit, Y_train: torch.Tensor, alpha_index: torch.Tensor) -> torch.Tensor:
     """Test predictions ``(n_test, V)``, voxel ``v`` with penalty ``alphas[alpha_index[v]]``."""
     n_voxels, device = Y_train.shape[1], Y_train.device
     predictions = torch.empty(refit.n_test, n_voxels, dtype=Y_train.dtype, device=device)
