@@ -61,11 +61,14 @@ class RidgeCVResult:
         predictions: ``(n_test, n_voxels)`` float32 predictions of the test rows.
         best_alphas: ``(n_voxels,)`` float64 penalty chosen for each voxel.
         cv_mse: ``(n_alphas, n_voxels)`` float64 inner-validation mean squared error.
+        basis_ranks: directions of the penalty basis in each inner fold (empty for
+            leave-one-out).
     """
 
     predictions: torch.Tensor
     best_alphas: torch.Tensor
     cv_mse: torch.Tensor
+    basis_ranks: tuple[int, ...] = ()
 
 
 def group_splits(groups: np.ndarray | Sequence[int]) -> list[Split]:
@@ -379,9 +382,9 @@ def ridge_cv_predict(
         alphas: ``(n_alphas,)`` candidate penalties (positive).
         rtol: spectral components with eigenvalue below ``rtol * max`` are dropped.
         basis_tol: relative accuracy of the penalty basis used for the inner-fold
-            predictions (:func:`_penalty_basis`); 0 keeps one direction per penalty. At
-            1e-3 some near-tied penalties flip and r moves by up to 0.02 on the benchmark
-            problem; at 1e-4 the choices match the exact ones.
+            predictions (:func:`_penalty_basis`); 0 keeps one direction per penalty. A
+            looser tolerance flips near-tied penalties between distant values (visible in
+            r); ``benchmarks/brain_eval.py`` prints the flips of the default against 0.
 
     Returns:
         :class:`RidgeCVResult` on the device of ``X_train``. Ties go to the smaller penalty.
@@ -391,6 +394,7 @@ def ridge_cv_predict(
     if alpha_grid.ndim != 1 or len(alpha_grid) == 0 or bool((alpha_grid <= 0).any()):
         raise ValueError("alphas must be a non-empty 1-D sequence of positive numbers")
     grams = _FeatureGrams(X_train, X_test)
+    basis_ranks: tuple[int, ...] = ()
     if isinstance(splits, str):
         if splits != LEAVE_ONE_OUT:
             raise ValueError(f"splits must be index pairs or {LEAVE_ONE_OUT!r}, got {splits!r}")
@@ -408,10 +412,15 @@ def ridge_cv_predict(
             for train_idx, val_idx in splits
         ]
         cv_mse = _grouped_cv_mse(folds, Y_train)
+        basis_ranks = tuple(fold.rank for fold in folds)
+        del folds  # their chunk buffers are not needed by the refit
     alpha_index = cv_mse.argmin(0)  # first minimum: ties go to the smaller alpha
     predictions = _refit_predict(_Refit(grams, alpha_grid, rtol), Y_train, alpha_index)
     return RidgeCVResult(
-        predictions=predictions, best_alphas=alpha_grid[alpha_index], cv_mse=cv_mse
+        predictions=predictions,
+        best_alphas=alpha_grid[alpha_index],
+        cv_mse=cv_mse,
+        basis_ranks=basis_ranks,
     )
 
 

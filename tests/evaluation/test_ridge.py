@@ -103,6 +103,9 @@ def test_penalty_basis_changes_nothing_measurable():
     alphas = np.logspace(-2, 9, 12)
     fast = ridge_cv_predict(X_train, Y_train, X_test, splits, alphas)
     full = ridge_cv_predict(X_train, Y_train, X_test, splits, alphas, basis_tol=0.0)
+    assert len(fast.basis_ranks) == len(splits)
+    ranks = zip(fast.basis_ranks, full.basis_ranks, strict=True)
+    assert all(fast_rank < full_rank for fast_rank, full_rank in ranks)
     np.testing.assert_allclose(fast.cv_mse.numpy(), full.cv_mse.numpy(), rtol=1e-4)
     torch.testing.assert_close(fast.predictions, full.predictions)
 
