@@ -40,7 +40,8 @@ def shuffle_sentence(
     sentence: str, spans: list[CharSpan], rng: np.random.Generator
 ) -> tuple[str, list[CharSpan]]:
     """``sentence`` with its blocks (see :func:`_blocks`) in a random order, and ``spans``
-    moved with the text they cover. A span that touches no word becomes ``(0, 0)``."""
+    moved with the text they cover (without whitespace at their edges). A span that touches
+    no word becomes ``(0, 0)``."""
     blocks = _blocks(sentence, spans)
     order = rng.permutation(len(blocks)) if len(blocks) > 1 else np.arange(len(blocks))
     pieces, new_start, cursor = [], {}, 0
@@ -51,12 +52,13 @@ def shuffle_sentence(
         cursor += end - start + 1
     moved = []
     for start, end in spans:
-        home = next((i for i, (s, e) in enumerate(blocks) if s <= start and end <= e), None)
+        home = next((i for i, (s, e) in enumerate(blocks) if s < end and start < e), None)
         if home is None:
             moved.append((0, 0))
-        else:
-            shift = new_start[home] - blocks[home][0]
-            moved.append((start + shift, end + shift))
+        else:  # whitespace at the span's edges stays behind
+            block_start, block_end = blocks[home]
+            shift = new_start[home] - block_start
+            moved.append((max(start, block_start) + shift, min(end, block_end) + shift))
     return " ".join(pieces), moved
 
 

@@ -28,9 +28,12 @@ def test_a_span_moves_as_one_block_and_keeps_its_text():
     assert again == shuffle_sentence(sentence, spans, np.random.default_rng(3))
 
 
-def test_a_span_on_whitespace_only_points_nowhere():
-    shuffled, moved = shuffle_sentence("a  b", [(1, 2)], np.random.default_rng(0))
-    assert sorted(shuffled.split()) == ["a", "b"] and moved == [(0, 0)]
+def test_whitespace_at_a_span_edge_stays_behind_and_a_blank_span_points_nowhere():
+    sentence = "my  dog sleeps"
+    for seed in range(5):
+        shuffled, moved = shuffle_sentence(sentence, [(3, 8), (2, 3)], np.random.default_rng(seed))
+        assert sorted(shuffled.split()) == ["dog", "my", "sleeps"]
+        assert shuffled[moved[0][0] : moved[0][1]] == "dog" and moved[1] == (0, 0)
 
 
 @pytest.fixture(scope="module")
