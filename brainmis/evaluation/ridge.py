@@ -44,9 +44,8 @@ DEFAULT_ALPHAS: np.ndarray = np.logspace(-2, 9, 12)
 LEAVE_ONE_OUT = "loo"
 """Pass as ``splits`` to select penalties by efficient leave-one-sample-out (as sklearn)."""
 
-_CPU_CACHE_CHUNK_FLOATS = 2**21  # validation chunk on CPU (8 MiB: stays in cache)
-_CPU_CHUNK_FLOATS = 2**22  # refit chunk on CPU (16 MiB)
-_DEVICE_CHUNK_FLOATS = 2**27  # any chunk on a GPU (512 MiB: few, large products)
+_CPU_CHUNK_FLOATS = 2**22  # temporaries of a voxel chunk on CPU (16 MiB: near the cache)
+_DEVICE_CHUNK_FLOATS = 2**27  # on a GPU (512 MiB: few, large products)
 _CHUNK_WIDTH_STEP = 128
 
 
@@ -171,12 +170,10 @@ class _FeatureGrams:
         return spectrum, self.X_test @ spectrum.vectors, spectrum.vectors.T @ self.X_train.T
 
 
-def _chunk_budget(device: torch.device, cache_sized: bool) -> int:
-    """Floats of temporaries per voxel chunk: on CPU small enough to stay in cache for the
-    many-pass validation step, larger for the refit; on a GPU few, large products."""
-    if device.type != "cpu":
-        return _DEVICE_CHUNK_FLOATS
-    return _CPU_CACHE_CHUNK_FLOATS if cache_sized else _CPU_CHUNK_FLOATS
+def _chunk_budget(device: torch.device) -> int:
+    """Floats of temporaries per voxel chunk: on CPU few enough to stay near the cache
+    (both smaller and much larger chunks ran slower), on a GPU many (few, large products)."""
+    return _CPU_CHUNK_FLOATS if device.type == "cpu" else _DEVICE_CHUNK_FLOATS
 
 
 def _voxel_batch(n_voxels: int, floats_per_voxel: int, budget: int) -> int:
@@ -425,12 +422,12 @@ def ridge_cv_predict(
 
 
 def _grouped_cv_mse(folds: Sequence[_InnerFold], Y_train: torch.Tensor) -> torch.Tensor:
-    """Validation MSE ``(n_alphas, V)`` float64 averaged over the inner folds, in voxel chunks
-    small enough to stay in the CPU's cache."""
+    """Validation MSE ``(n_alphas, V)`` float64 averaged over the inner folds, in voxel
+    chunks (:func:`_chunk_budget`)."""
     n_alphas, n_voxels = folds[0].mix.shape[0], Y_train.shape[1]
     cv_mse = torch.empty(n_alphas, n_voxels, dtype=torch.float64, device=Y_train.device)
     floats = max(fold.floats_per_voxel() for fold in folds)
-    batch = _voxel_batch(n_voxels, floats, _chunk_budget(Y_train.device, cache_sized=True))
+    batch = _voxel_batch(n_voxels, floats, _chunk_budget(Y_train.device))
     for start in range(0, n_voxels, batch):
         cols = slice(start, start + batch)
         Y_chunk = Y_train[:, cols]
@@ -443,7 +440,7 @@ def _refit_predict(refit: _Refit, Y_train: torch.Tensor, alpha_index: torch.Tens
     n_voxels, device = Y_train.shape[1], Y_train.device
     predictions = torch.empty(refit.n_test, n_voxels, dtype=Y_train.dtype, device=device)
     floats = len(Y_train) + refit.n_test
-    batch = _voxel_batch(n_voxels, floats, _chunk_budget(device, cache_sized=False))
+    batch = _voxel_batch(n_voxels, floats, _chunk_budget(device))
     for start in range(0, n_voxels, batch):
         cols = slice(start, start + batch)
         # a contiguous copy: column gathers from a strided view are several times slower

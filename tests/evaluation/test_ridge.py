@@ -112,15 +112,14 @@ def test_penalty_basis_changes_nothing_measurable():
 
 @pytest.mark.parametrize("n_features", [200, 30])
 def test_voxel_chunks_and_reused_buffers_change_nothing(monkeypatch, n_features):
-    """Chunks of 100-130 voxels and a narrower last chunk (reallocated buffers) give the
-    numbers of a single chunk."""
+    """Chunks (a few dozen voxels in the validation step, 128 in the refit) with a narrower
+    last chunk (reallocated buffers) give the numbers of a single chunk."""
     import brainmis.evaluation.ridge as ridge
 
     X_train, Y_train, X_test, _ = fixed_problem(160, n_features, n_voxels=300, seed=7)
     splits = group_splits(np.repeat(np.arange(3), 40))
     whole = ridge_cv_predict(X_train, Y_train, X_test, splits, ALPHAS)
-    monkeypatch.setattr(ridge, "_CPU_CACHE_CHUNK_FLOATS", 128 * 40 * (len(ALPHAS) + 10))
-    monkeypatch.setattr(ridge, "_CPU_CHUNK_FLOATS", 128 * 160)
+    monkeypatch.setattr(ridge, "_CPU_CHUNK_FLOATS", 128 * 160)  # refit: 128 voxels a chunk
     chunked = ridge_cv_predict(X_train, Y_train, X_test, splits, ALPHAS)
     torch.testing.assert_close(chunked.cv_mse, whole.cv_mse, rtol=1e-5, atol=0)
     torch.testing.assert_close(chunked.best_alphas, whole.best_alphas)
