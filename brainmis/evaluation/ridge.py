@@ -17,7 +17,7 @@ vectors of all penalties, weighted by the norms of ``A``'s columns, span few dir
 relative accuracy). So one product of a stacked ``(r * n_val, n)`` matrix with the
 responses gives the validation predictions of every penalty, and a small second product
 mixes them into each penalty's residuals (:class:`_InnerFold`). Voxels go through in chunks
-of a few hundred columns that stay in the CPU's cache, with buffers reused between chunks.
+of a few hundred columns that stay near the CPU's cache, with buffers reused between chunks.
 In the dual case the kernel is computed once per outer fold and sliced for the inner folds.
 The refit with each voxel's own penalty applies one ``(n_test, n)`` operator per distinct
 penalty (:class:`_Refit`). The Gram matrix is formed in float32 and diagonalised in float64;
