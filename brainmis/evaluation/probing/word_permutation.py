@@ -43,7 +43,7 @@ def shuffle_sentence(
     moved with the text they cover (without whitespace at their edges). A span that touches
     no word becomes ``(0, 0)``."""
     blocks = _blocks(sentence, spans)
-    order = rng.permutation(len(blocks)) if len(blocks) > 1 else np.arange(len(blocks))
+    order = rng.permutation(len(blocks))
     pieces, new_start, cursor = [], {}, 0
     for index in order:
         start, end = blocks[index]
