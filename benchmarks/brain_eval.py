@@ -31,6 +31,7 @@ import torch
 from brainmis.evaluation.ridge import (
     DEFAULT_ALPHAS,
     LEAVE_ONE_OUT,
+    RidgeCVResult,
     group_splits,
     pearson_per_column,
     ridge_cv_predict,
@@ -115,19 +116,17 @@ def main() -> None:
     on = {name: t.to(device) for name, t in dict(Xtr=X_train, Xte=X_test, Ytr=Y_train).items()}
     Y_test_dev = Y_test.to(device)
 
-    def ours(inner) -> torch.Tensor:
-        result = ridge_cv_predict(on["Xtr"], on["Ytr"], on["Xte"], inner, alphas)
+    def ours(inner, **options) -> tuple[torch.Tensor, RidgeCVResult]:
+        result = ridge_cv_predict(on["Xtr"], on["Ytr"], on["Xte"], inner, alphas, **options)
         r = pearson_per_column(result.predictions, Y_test_dev)
         sync()
-        return r.cpu()
+        return r.cpu(), result
 
     ours(splits[:2])  # warm-up (allocator, threads, CUDA context)
-    r_ours, t_ours = timed(lambda: ours(splits), args.repeats)
+    (r_ours, fast), t_ours = timed(lambda: ours(splits), args.repeats)
     rows = [("ours (leave-one-run-out)", t_ours, None, None)]
-    exact = ridge_cv_predict(on["Xtr"], on["Ytr"], on["Xte"], splits, alphas, basis_tol=0.0)
-    fast = ridge_cv_predict(on["Xtr"], on["Ytr"], on["Xte"], splits, alphas)
+    r_exact, exact = ours(splits, basis_tol=0.0)
     flips = int((exact.best_alphas != fast.best_alphas).sum())
-    r_exact = pearson_per_column(exact.predictions, Y_test_dev).cpu()
     print(
         f"penalty basis ({fast.basis_ranks} directions per inner fold for {len(alphas)} "
         f"penalties) vs one product per penalty (basis_tol=0): {flips} voxels choose "
@@ -159,7 +158,7 @@ def main() -> None:
     if not args.skip_sklearn:
         from sklearn.linear_model import RidgeCV
 
-        r_ours_loo, t_ours_loo = timed(lambda: ours(LEAVE_ONE_OUT), args.repeats)
+        (r_ours_loo, _), t_ours_loo = timed(lambda: ours(LEAVE_ONE_OUT), args.repeats)
         rows.append(("ours (leave-one-out)", t_ours_loo, None, None))
 
         def sklearn_r() -> torch.Tensor:

@@ -170,15 +170,12 @@ class _FeatureGrams:
         return spectrum, self.X_test @ spectrum.vectors, spectrum.vectors.T @ self.X_train.T
 
 
-def _chunk_budget(device: torch.device) -> int:
-    """Floats of temporaries per voxel chunk: on CPU few enough to stay near the cache
-    (both smaller and much larger chunks ran slower), on a GPU many (few, large products)."""
-    return _CPU_CHUNK_FLOATS if device.type == "cpu" else _DEVICE_CHUNK_FLOATS
-
-
-def _voxel_batch(n_voxels: int, floats_per_voxel: int, budget: int) -> int:
-    """Voxels per chunk so that a chunk's temporaries stay within ``budget`` floats; a
-    multiple of 128 where possible (BLAS products of odd widths run up to 1.5x slower)."""
+def _voxel_batch(n_voxels: int, floats_per_voxel: int, device: torch.device) -> int:
+    """Voxels per chunk so that a chunk's temporaries stay within the device's budget: on
+    CPU few enough to stay near the cache (both smaller and much larger chunks ran slower),
+    on a GPU many (few, large products). A multiple of 128 where possible (BLAS products of
+    odd widths run slower)."""
+    budget = _CPU_CHUNK_FLOATS if device.type == "cpu" else _DEVICE_CHUNK_FLOATS
     batch = max(1, budget // max(1, floats_per_voxel))
     if batch >= _CHUNK_WIDTH_STEP:
         batch -= batch % _CHUNK_WIDTH_STEP
@@ -423,11 +420,11 @@ def ridge_cv_predict(
 
 def _grouped_cv_mse(folds: Sequence[_InnerFold], Y_train: torch.Tensor) -> torch.Tensor:
     """Validation MSE ``(n_alphas, V)`` float64 averaged over the inner folds, in voxel
-    chunks (:func:`_chunk_budget`)."""
+    chunks (:func:`_voxel_batch`)."""
     n_alphas, n_voxels = folds[0].mix.shape[0], Y_train.shape[1]
     cv_mse = torch.empty(n_alphas, n_voxels, dtype=torch.float64, device=Y_train.device)
     floats = max(fold.floats_per_voxel() for fold in folds)
-    batch = _voxel_batch(n_voxels, floats, _chunk_budget(Y_train.device))
+    batch = _voxel_batch(n_voxels, floats, Y_train.device)
     for start in range(0, n_voxels, batch):
         cols = slice(start, start + batch)
         Y_chunk = Y_train[:, cols]
@@ -440,7 +437,7 @@ def _refit_predict(refit: _Refit, Y_train: torch.Tensor, alpha_index: torch.Tens
     n_voxels, device = Y_train.shape[1], Y_train.device
     predictions = torch.empty(refit.n_test, n_voxels, dtype=Y_train.dtype, device=device)
     floats = len(Y_train) + refit.n_test
-    batch = _voxel_batch(n_voxels, floats, _chunk_budget(device))
+    batch = _voxel_batch(n_voxels, floats, device)
     for start in range(0, n_voxels, batch):
         cols = slice(start, start + batch)
         # a contiguous copy: column gathers from a strided view are several times slower
