@@ -26,3 +26,15 @@ def run_folder(trainer: Trainer) -> Path:
         if folder is not None:
             return Path(folder)
     return Path(trainer.default_root_dir)
+
+
+# The project's one epoch convention, for every result file and every logged evaluation:
+# the number of training epochs finished when the weights were evaluated or saved.
+PRETRAINED_EPOCH = 0  # the untouched pretrained model (a fit's start, ``--model`` evaluations)
+
+
+def epochs_finished(trainer: Trainer) -> int:
+    """Training epochs finished so far: 0 at fit start, 1 in the first epoch's
+    ``on_train_epoch_end`` (Lightning counts the epoch as processed before that hook),
+    the number of epochs run at fit end."""
+    return int(trainer.fit_loop.epoch_progress.current.processed)

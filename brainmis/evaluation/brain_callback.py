@@ -1,7 +1,8 @@
 """``BrainAlignmentCallback``: a fresh cross-validated ridge on the model's features during fit.
 
 When it evaluates, and the epoch label E of the files and the record: E counts the training
-epochs finished before the evaluation (the run-folder files need E >= 0).
+epochs finished before the evaluation (the project's convention,
+``brainmis.run_folder.epochs_finished``; ``ProbingCallback`` and ``lm.json`` use the same).
 
 - at fit start: the model before any training (the pretrained baseline), E = 0, logged at
   global step 0 (``brain_r_epoch0.npy``);
@@ -15,7 +16,8 @@ against ``datamodule.true_targets`` (never the shuffled training targets) and sc
 ``datamodule.test_run`` (see :mod:`brainmis.evaluation.model_alignment`). It logs
 ``brain_alignment/mean``, ``/median``, ``/nc_normalized``, ``/roi/<name>``,
 ``/seconds`` (its own cost) and a TensorBoard histogram ``brain_alignment/r``, and writes
-``<log_dir>/evaluation/brain_alignment.json`` and ``brain_r_epoch{E}.npy``.
+``<log_dir>/evaluation/brain_alignment.json`` (with the voxel selection: ceiling source,
+threshold and counts) and ``brain_r_epoch{E}.npy``.
 
 Under DDP only global rank 0 evaluates (a forward pass on the unwrapped module needs no
 other rank); the other ranks wait at a barrier. Sharded strategies (FSDP), where a forward
@@ -36,12 +38,12 @@ from lightning.pytorch.utilities import rank_zero_info
 from brainmis.evaluation.model_alignment import (
     ModelAlignment,
     align_features,
+    history_entry,
     model_window_features,
+    voxel_selection_record,
     write_alignment_files,
 )
-from brainmis.run_folder import run_folder
-
-BASELINE_EPOCH = 0
+from brainmis.run_folder import PRETRAINED_EPOCH, epochs_finished, run_folder
 
 
 class BrainAlignmentCallback(Callback):
@@ -75,15 +77,15 @@ class BrainAlignmentCallback(Callback):
     # --------------------------------------------------------------- hooks
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.at_fit_start:
-            self._evaluate(trainer, pl_module, BASELINE_EPOCH, step=0)
+            self._evaluate(trainer, pl_module, PRETRAINED_EPOCH, step=0)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        finished = trainer.current_epoch + 1
+        finished = epochs_finished(trainer)
         if self.every_n_epochs and finished % self.every_n_epochs == 0:
             self._evaluate(trainer, pl_module, finished, step=trainer.global_step)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        finished = int(trainer.fit_loop.epoch_progress.current.processed)
+        finished = epochs_finished(trainer)
         if self._evaluated_at_step.get(finished) != trainer.global_step:
             self._evaluate(trainer, pl_module, finished, step=trainer.global_step)
 
@@ -129,13 +131,7 @@ class BrainAlignmentCallback(Callback):
 
     def _report(self, trainer: Trainer, alignment: ModelAlignment, step: int) -> None:
         self.last_alignment = alignment
-        summary = {
-            "epoch": alignment.epoch,
-            "mean": alignment.ridge.mean,
-            "median": alignment.ridge.median,
-            "nc_normalized": alignment.ridge.nc_normalized,
-            "seconds": alignment.seconds,
-        }
+        summary = history_entry(alignment)
         self.history = [h for h in self.history if h["epoch"] != alignment.epoch] + [summary]
         for logger in trainer.loggers:
             logger.log_metrics(alignment.scalars(), step=step)
@@ -149,6 +145,7 @@ class BrainAlignmentCallback(Callback):
             subject=getattr(datamodule, "subject", None),
             selected_voxels=getattr(datamodule, "selected_voxels", None),
             history=self.history,
+            voxel_selection=voxel_selection_record(datamodule),
         )
         rank_zero_info(
             f"brain alignment (epoch {alignment.epoch}): mean r {alignment.ridge.mean:.4f}, "

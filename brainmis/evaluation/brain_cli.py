@@ -1,23 +1,32 @@
 """``brainmis evaluate-brain``: brain alignment of a checkpoint, an exported or a pretrained model.
 
-    brainmis evaluate-brain --ckpt RUN/checkpoints/last.ckpt --out results/run_eval
+    brainmis evaluate-brain --ckpt RUN/checkpoints/last.ckpt           # into RUN/evaluation/
+    brainmis evaluate-brain --ckpt RUN/checkpoints/best.ckpt --layer 6 --out results/layer6
     brainmis evaluate-brain --model checkpoints/hf/tiny --data-bundle BUNDLE --subject F \
         --fold 0 --out results/pretrained
 
-With ``--ckpt``, the model and the data settings are rebuilt from the run's ``config.yaml``
-(default: ``<ckpt folder>/../config.yaml``, as LightningCLI writes it) and the checkpoint's
-trainable weights (LoRA + head) are loaded on top of the frozen base; ``--data-bundle``,
-``--subject``, ``--fold`` override the run's data. With ``--model``, a plain Hugging Face
-folder (the pretrained model, or an ``brainmis export`` output) is read as it is.
+With ``--ckpt``, the module is rebuilt by ``brainmis.models.checkpoint`` (the checkpoint's
+hyper-parameters, its trainable LoRA + head weights on the frozen base) and the data settings
+come from the run's ``config.yaml`` (beside the checkpoint or in the run folder above
+``checkpoints/``; ``--config`` names another). ``--data-bundle``, ``--subject``, ``--fold``,
+``--context-trs`` override the run's data. With ``--model``, a plain Hugging Face folder (the
+pretrained model, or an ``brainmis export`` output) is read as it is.
 
-The model's arguments come from the checkpoint's hyper-parameters (else the config), so
-``--config`` may be left out when ``--data-bundle`` is given and no config is found.
+Guard: a checkpoint was trained on every run but its held-out fold, so ``--fold K`` other than
+the run's is refused (exit 2) unless ``--allow-training-fold``.
 
-The evaluation is the one of ``BrainAlignmentCallback`` (``brainmis.evaluation.
-model_alignment``): same features, same ridge, same held-out run, so the numbers agree for
-the same weights. Writes into ``--out`` (must be new or empty): ``brain_alignment.json``,
-``brain_r_epoch{E}.npy`` (E = training epochs finished at the checkpoint, 0 for ``--model``),
-``brain_r_epoch{E}.nii.gz`` when the subject has voxel coordinates, and ``inputs.json``.
+Where it writes:
+
+- ``--ckpt`` without ``--out`` and without overrides of what is evaluated (data, layer,
+  penalties): into the run's ``evaluation/``, where ``brainmis compare`` finds it. The epoch
+  must be new there (``brain_r_epoch{E}.npy`` absent); ``brain_alignment.json`` keeps the
+  latest epoch at its top level and gains this evaluation in its ``history``.
+- otherwise ``--out`` (new or empty): ``brain_alignment.json``, ``inputs.json``.
+
+Both write ``brain_r_epoch{E}.npy`` (E = training epochs finished at the checkpoint, 0 for
+``--model``) and ``brain_r_epoch{E}.nii.gz`` when the subject has voxel coordinates. The
+evaluation is the one of ``BrainAlignmentCallback`` (``brainmis.evaluation.model_alignment``):
+same features, same ridge, same held-out run, so the numbers agree for the same weights.
 """
 
 from __future__ import annotations
@@ -25,22 +34,27 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.evaluation.model_alignment import (
+    add_to_run_evaluation,
     align_features,
     model_window_features,
+    per_voxel_file,
+    voxel_selection_record,
     write_alignment_files,
 )
+from brainmis.run_folder import PRETRAINED_EPOCH
 
-PRETRAINED_EPOCH = 0
 DATA_OVERRIDES = ("bundle", "subject", "fold", "context_trs", "batch_size")
+# Options that change what is evaluated: with any of them the result is not the run's own.
+EVALUATION_OVERRIDES = ("bundle", "subject", "fold", "context_trs", "layer", "alphas")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,50 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alphas", type=float, nargs="+", help="ridge penalty grid")
     parser.add_argument("--leakage", action="store_true", help="also run the MLP leakage check")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--out", required=True, help="output folder (new or empty)")
+    parser.add_argument(
+        "--allow-training-fold",
+        action="store_true",
+        help="allow a --fold the checkpoint was trained on (scores training data)",
+    )
+    parser.add_argument(
+        "--out", help="output folder (new or empty); default with --ckpt: the run's evaluation/"
+    )
     return parser
-
-
-def read_run_config(config_path: Path) -> dict[str, Any]:
-    """The ``model`` and ``data`` sections of a LightningCLI ``config.yaml``."""
-    if not config_path.is_file():
-        raise BrainmisInputError(
-            config_path, "run config not found; pass the run's config.yaml with --config"
-        )
-    try:
-        config = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError as error:
-        raise BrainmisInputError(config_path, f"not valid YAML ({error})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise BrainmisInputError(config_path, "no 'model' section: not a brainmis run config")
-    model, data = config["model"], config.get("data") or {}
-    for section in (model, data):  # subclass form: {class_path, init_args}
-        if "init_args" in section:
-            section.update(section.pop("init_args") or {})
-            section.pop("class_path", None)
-    return {"model": model, "data": data}
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A Lightning checkpoint read with ``weights_only=True``."""
-    if not path.is_file():
-        raise BrainmisInputError(path, "checkpoint file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's input
-        raise BrainmisInputError(path, f"cannot read checkpoint ({error})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise BrainmisInputError(path, "not a Lightning checkpoint (no state_dict)")
-    return checkpoint
-
-
-def finished_epochs(checkpoint: dict[str, Any]) -> int:
-    """Training epochs finished when the checkpoint was saved (the callback's epoch label):
-    the fit loop's processed-epoch count, else the checkpoint's 0-based ``epoch`` index."""
-    try:
-        return int(checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
-    except (KeyError, TypeError, ValueError):
-        return int(checkpoint.get("epoch", PRETRAINED_EPOCH))
 
 
 def build_datamodule(data_args: dict[str, Any], tokenizer_path: str) -> Any:
@@ -119,102 +98,182 @@ def build_datamodule(data_args: dict[str, Any], tokenizer_path: str) -> Any:
     return datamodule
 
 
-def model_from_checkpoint(
-    checkpoint_path: Path, checkpoint: dict[str, Any], model_args: dict[str, Any], datamodule: Any
-) -> Any:
-    """Rebuild the run's module (frozen base + LoRA + head) and load the trainable weights."""
-    from brainmis.models.module import BrainMisalignmentModule
+@dataclass
+class Evaluated:
+    """What is evaluated and where its files go.
 
-    known = set(inspect.signature(BrainMisalignmentModule.__init__).parameters) - {"self"}
-    arguments = {key: value for key, value in model_args.items() if key in known}
-    arguments.update(n_voxels=datamodule.n_voxels, context_trs=datamodule.context_trs)
-    module = BrainMisalignmentModule(**arguments)
-    try:
-        module.on_load_checkpoint(checkpoint)  # names missing trainable weights
-    except BrainmisInputError as error:
-        raise BrainmisInputError(checkpoint_path, error.problem) from None
-    try:
-        result = module.load_state_dict(checkpoint["state_dict"], strict=False)
-    except RuntimeError as error:  # shape mismatch, e.g. other voxels or context_trs
-        problem = str(error).splitlines()[-1].strip()
+    Attributes:
+        model: the backbone whose hidden states are the features.
+        layer: hidden-state index read.
+        epoch: training epochs finished (0 for a pretrained model).
+        data_args: the datamodule's arguments.
+        tokenizer_path: the model's folder (its tokenizer).
+        run_evaluation: the run's ``evaluation/`` folder when writing there, else None.
+        inputs: what was read, for the record.
+    """
+
+    model: Any
+    layer: int
+    epoch: int
+    data_args: dict[str, Any]
+    tokenizer_path: str
+    run_evaluation: Path | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+def refuse_training_fold(ckpt: Path, trained_fold: Any, fold: int | None, allowed: bool) -> None:
+    """A checkpoint saw every run but its held-out fold in training: refuse another fold."""
+    if fold is None or allowed:
+        return
+    if trained_fold is None:
         raise BrainmisInputError(
-            checkpoint_path, f"weights do not fit the rebuilt model ({problem})"
-        ) from None
-    if result.unexpected_keys:
+            ckpt,
+            f"--fold {fold}: the run's config.yaml is not there, so the fold it held out is "
+            "unknown; pass --config RUN/config.yaml, or --allow-training-fold to evaluate anyway",
+        )
+    if int(trained_fold) != int(fold):
+        raise BrainmisInputError(
+            ckpt,
+            f"--fold {fold}: this checkpoint held out fold {trained_fold} and was trained on "
+            f"run {fold}; scoring it there measures fit to training data (pass "
+            "--allow-training-fold to do it anyway)",
+        )
+
+
+def from_checkpoint(args: argparse.Namespace, overrides: dict[str, Any]) -> Evaluated:
+    """The run's module and data settings, the fold guard, and the run's evaluation folder."""
+    from brainmis.models.checkpoint import load_checkpoint_module, read_run_config
+
+    checkpoint_path = Path(args.ckpt)
+    loaded = load_checkpoint_module(checkpoint_path)
+    config_path = Path(args.config) if args.config else loaded.config_path
+    if args.config:
+        if not config_path.is_file():
+            raise BrainmisInputError(config_path, "run config not found")
+        run_data = read_run_config(config_path)["data"]
+    else:
+        run_data = loaded.data_args
+    if config_path is None and "bundle" not in overrides:
         raise BrainmisInputError(
             checkpoint_path,
-            f"{len(result.unexpected_keys)} weights do not fit the run's model "
-            f"(e.g. {result.unexpected_keys[0]})",
+            "no config.yaml beside it or in the run folder above it; pass the run's config "
+            "with --config, or the data with --data-bundle",
         )
-    return module
+    trained_fold = run_data.get("fold", 0) if config_path is not None else None
+    refuse_training_fold(
+        checkpoint_path, trained_fold, overrides.get("fold"), args.allow_training_fold
+    )
+    module = loaded.module
+    own = {**run_data, "layer": module.feature_layer}
+    changed = [
+        f"--{name.replace('_', '-')}"
+        for name in EVALUATION_OVERRIDES
+        if (value := overrides.get(name, getattr(args, name, None))) is not None
+        and (name == "alphas" or value != own.get(name))
+    ]
+    run_evaluation = None
+    if args.out is None:
+        if loaded.run_dir is None:
+            raise BrainmisInputError(
+                checkpoint_path, "not inside a run folder with config.yaml: pass --out DIR"
+            )
+        if changed:
+            raise BrainmisInputError(
+                None,
+                f"{', '.join(changed)} change what is evaluated, so the result is not the run's "
+                "own: pass --out DIR",
+            )
+        run_evaluation = loaded.run_dir / "evaluation"
+    return Evaluated(
+        model=module.backbone,
+        layer=module.feature_layer if args.layer is None else args.layer,
+        epoch=loaded.epoch,
+        data_args={**run_data, **overrides},
+        tokenizer_path=str(loaded.model_args["pretrained_path"]),
+        run_evaluation=run_evaluation,
+        inputs={
+            "ckpt": str(checkpoint_path),
+            "config": None if config_path is None else str(config_path),
+        },
+    )
+
+
+def from_model_folder(args: argparse.Namespace, overrides: dict[str, Any]) -> Evaluated:
+    """A plain Hugging Face folder, evaluated as the pretrained model (epoch 0)."""
+    from brainmis.models.backbone import load_backbone
+
+    if "bundle" not in overrides:
+        raise BrainmisInputError(None, "--model needs --data-bundle (the prepared data)")
+    if args.out is None:
+        raise BrainmisInputError(None, "--model needs --out DIR (there is no run folder)")
+    return Evaluated(
+        model=load_backbone(args.model).model,
+        layer=-1 if args.layer is None else args.layer,
+        epoch=PRETRAINED_EPOCH,
+        data_args=dict(overrides),
+        tokenizer_path=str(args.model),
+        inputs={"model": str(args.model)},
+    )
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    out = refuse_non_empty_dir(args.out)
+    out = None if args.out is None else refuse_non_empty_dir(args.out)
     overrides = {
         key: getattr(args, key) for key in DATA_OVERRIDES if getattr(args, key) is not None
     }
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    inputs: dict[str, Any] = {"device": str(device)}
-
-    if args.ckpt:
-        checkpoint_path = Path(args.ckpt)
-        checkpoint = load_checkpoint(checkpoint_path)
-        config_path = (
-            Path(args.config) if args.config else checkpoint_path.parent.parent / "config.yaml"
-        )
-        if config_path.is_file() or args.config or "bundle" not in overrides:
-            run_config = read_run_config(config_path)
-            inputs["config"] = str(config_path)
-        else:  # no run config: the checkpoint's hyper-parameters and the given bundle
-            run_config = {"model": {}, "data": {}}
-        model_args = dict(checkpoint.get("hyper_parameters") or run_config["model"])
-        if "pretrained_path" not in model_args:
+    target = from_checkpoint(args, overrides) if args.ckpt else from_model_folder(args, overrides)
+    if target.run_evaluation is not None:
+        existing = target.run_evaluation / per_voxel_file(target.epoch)
+        if existing.exists():
             raise BrainmisInputError(
-                checkpoint_path, "no model.pretrained_path in it or the config"
+                existing,
+                f"the run already holds the brain alignment of epoch {target.epoch}; pass "
+                "--out DIR to evaluate it again elsewhere",
             )
-        data_args = {**run_config["data"], **overrides}
-        datamodule = build_datamodule(data_args, str(model_args["pretrained_path"]))
-        module = model_from_checkpoint(checkpoint_path, checkpoint, model_args, datamodule)
-        model = module.backbone
-        layer = module.feature_layer if args.layer is None else args.layer
-        epoch = finished_epochs(checkpoint)
-        inputs["ckpt"] = str(checkpoint_path)
-    else:
-        from brainmis.models.backbone import load_backbone
-
-        if "bundle" not in overrides:
-            raise BrainmisInputError(None, "--model needs --data-bundle (the prepared data)")
-        model = load_backbone(args.model).model
-        datamodule = build_datamodule(overrides, args.model)
-        layer, epoch = (-1 if args.layer is None else args.layer), PRETRAINED_EPOCH
-        inputs.update(model=str(args.model))
-
-    model.to(device)
-    features = model_window_features(model, datamodule, layer=layer, device=device)
+    datamodule = build_datamodule(target.data_args, target.tokenizer_path)
+    target.model.to(device)
+    features = model_window_features(target.model, datamodule, layer=target.layer, device=device)
     alphas = None if args.alphas is None else np.asarray(args.alphas, dtype=np.float64)
     alignment = align_features(
-        features, datamodule, epoch, alphas=alphas, leakage=args.leakage, device=device
+        features, datamodule, target.epoch, alphas=alphas, leakage=args.leakage, device=device
     )
-    inputs.update(
-        bundle=str(datamodule.bundle_path),
-        subject=datamodule.subject.name,
-        fold=int(datamodule.test_run),
-        layer=layer,
-        n_windows=int(len(datamodule.window_runs)),
-    )
-    written = write_alignment_files(
-        out, alignment, subject=datamodule.subject, selected_voxels=datamodule.selected_voxels
-    )
-    (out / "inputs.json").write_text(json.dumps(inputs, indent=2) + "\n")
-    print(
-        f"brain alignment: mean r {alignment.ridge.mean:.4f}, median {alignment.ridge.median:.4f}"
-        + (
-            ""
-            if alignment.ridge.nc_normalized is None
-            else f", noise-ceiling normalised {alignment.ridge.nc_normalized:.4f}"
+    inputs = {
+        **target.inputs,
+        "device": str(device),
+        "bundle": str(datamodule.bundle_path),
+        "subject": datamodule.subject.name,
+        "fold": int(datamodule.test_run),
+        "layer": target.layer,
+        "n_windows": int(len(datamodule.window_runs)),
+    }
+    selection = voxel_selection_record(datamodule)
+    if target.run_evaluation is not None:
+        folder = target.run_evaluation
+        written = add_to_run_evaluation(
+            folder, alignment, datamodule.subject, datamodule.selected_voxels, selection, inputs
         )
-        + f" over {alignment.ridge.n_voxels} voxels; wrote {len(written) + 1} files to {out}"
+    else:
+        folder = out
+        written = write_alignment_files(
+            out,
+            alignment,
+            subject=datamodule.subject,
+            selected_voxels=datamodule.selected_voxels,
+            voxel_selection=selection,
+        )
+        (out / "inputs.json").write_text(json.dumps(inputs, indent=2) + "\n")
+        written.append(out / "inputs.json")
+    ridge = alignment.ridge
+    normalised = (
+        ""
+        if ridge.nc_normalized is None
+        else f", noise-ceiling normalised {ridge.nc_normalized:.4f}"
+    )
+    print(
+        f"brain alignment (epoch {alignment.epoch}): mean r {ridge.mean:.4f}, median "
+        f"{ridge.median:.4f}{normalised} over {ridge.n_voxels} voxels; wrote {len(written)} "
+        f"files to {folder}"
     )
     return 0

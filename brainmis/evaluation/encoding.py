@@ -32,6 +32,8 @@ class RegionScore:
     mean: float
     median: float
     nc_normalized: float | None
+    nc_ratio_of_means: float | None = None
+    nc_median: float | None = None
 
 
 @dataclass
@@ -46,6 +48,9 @@ class BrainAlignmentResult:
         mean, median: over voxels of ``r``.
         nc_normalized: mean over voxels with ceiling > 0 of ``r / ceiling``; None without a
             ceiling (or no voxel with ceiling > 0).
+        nc_ratio_of_means: ``mean(r) / mean(ceiling)`` over those voxels (less swayed by
+            voxels with a tiny ceiling than the mean of ratios).
+        nc_median: median over those voxels of ``r / ceiling``.
         per_roi: ROI name -> :class:`RegionScore`.
         alphas: the penalty grid.
     """
@@ -59,6 +64,8 @@ class BrainAlignmentResult:
     nc_normalized: float | None
     per_roi: dict[str, RegionScore] = field(default_factory=dict)
     alphas: list[float] = field(default_factory=list)
+    nc_ratio_of_means: float | None = None
+    nc_median: float | None = None
 
     @property
     def n_voxels(self) -> int:
@@ -71,6 +78,8 @@ class BrainAlignmentResult:
             "mean": self.mean,
             "median": self.median,
             "nc_normalized": self.nc_normalized,
+            "nc_ratio_of_means": self.nc_ratio_of_means,
+            "nc_median": self.nc_median,
             "n_voxels": self.n_voxels,
             "per_roi": {name: asdict(score) for name, score in self.per_roi.items()},
             "test_runs": list(self.test_runs),
@@ -80,20 +89,25 @@ class BrainAlignmentResult:
 
 
 def summarize_voxels(r: np.ndarray, ceiling: np.ndarray | None) -> RegionScore:
-    """Mean, median and ceiling-normalised mean of per-voxel ``r`` ``(V,)`` (finite values).
+    """Mean, median and ceiling-normalised scores of per-voxel ``r`` ``(V,)``.
 
-    ``ceiling``: ``(V,)`` noise ceiling in correlation units, or None.
+    ``ceiling``: ``(V,)`` noise ceiling in correlation units, or None. The normalised scores
+    (mean and median of ``r / ceiling``, and ``mean(r) / mean(ceiling)``) use the voxels with
+    ``ceiling > 0``; all three are None without such a voxel.
     """
     r = np.asarray(r, dtype=np.float64)
     if r.size == 0:
         return RegionScore(0, math.nan, math.nan, None)
-    normalized = None
+    score = RegionScore(int(r.size), float(np.mean(r)), float(np.median(r)), None)
     if ceiling is not None:
         ceiling = np.asarray(ceiling, dtype=np.float64)
         positive = ceiling > 0
         if positive.any():
-            normalized = float(np.mean(r[positive] / ceiling[positive]))
-    return RegionScore(int(r.size), float(np.mean(r)), float(np.median(r)), normalized)
+            ratios = r[positive] / ceiling[positive]
+            score.nc_normalized = float(np.mean(ratios))
+            score.nc_median = float(np.median(ratios))
+            score.nc_ratio_of_means = float(np.mean(r[positive]) / np.mean(ceiling[positive]))
+    return score
 
 
 def inner_groups(train_runs: np.ndarray) -> np.ndarray:
@@ -192,4 +206,6 @@ def evaluate_brain_alignment(
         nc_normalized=overall.nc_normalized,
         per_roi=per_roi,
         alphas=[float(alpha) for alpha in alphas],
+        nc_ratio_of_means=overall.nc_ratio_of_means,
+        nc_median=overall.nc_median,
     )

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from brainmis.errors import BrainmisInputError
 from brainmis.evaluation.brain_maps import save_brain_map
 from brainmis.evaluation.encoding import BrainAlignmentResult, evaluate_brain_alignment
 from brainmis.evaluation.extract import extract_window_features, features_in_table_order
@@ -110,19 +111,52 @@ def align_features(
     return ModelAlignment(epoch=epoch, ridge=ridge, leakage=check, seconds=seconds)
 
 
+def voxel_selection_record(datamodule: Any) -> dict[str, Any] | None:
+    """What the alignment's voxels are: ``{"ceiling_source", "threshold", "counts"}``, the
+    datamodule's ceiling source, the ceiling threshold (None without a ceiling) and the
+    selection's counts (``total``, ``non_finite_dropped``, ``zero_variance_dropped``,
+    ``in_roi``, ``above_ceiling``, ``selected``); None for a datamodule without a selection."""
+    counts = getattr(datamodule, "voxel_counts", None)
+    if counts is None:
+        return None
+    selection = getattr(datamodule, "voxel_selection", None)
+    threshold = None if selection is None else selection.threshold
+    return {
+        "ceiling_source": str(getattr(datamodule, "ceiling_source", "unknown")),
+        "threshold": None if threshold is None else float(threshold),
+        "counts": {key: int(value) for key, value in counts.items()},
+    }
+
+
+def history_entry(alignment: ModelAlignment, **extra: Any) -> dict[str, Any]:
+    """The short record of one evaluation kept in ``brain_alignment.json``'s ``history``."""
+    return {
+        "epoch": alignment.epoch,
+        "mean": alignment.ridge.mean,
+        "median": alignment.ridge.median,
+        "nc_normalized": alignment.ridge.nc_normalized,
+        "seconds": alignment.seconds,
+        **extra,
+    }
+
+
 def write_alignment_files(
     folder: str | Path,
     alignment: ModelAlignment,
     subject: Any = None,
     selected_voxels: np.ndarray | None = None,
     history: list[dict] | None = None,
+    voxel_selection: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write ``brain_alignment.json`` (latest evaluation, plus ``history`` if given),
-    ``brain_r_epoch{E}.npy`` ``(V,)`` and, when the subject has voxel coordinates,
-    ``brain_r_epoch{E}.nii.gz``. Returns the written paths."""
+    """Write ``brain_alignment.json`` (``record``, by default this evaluation's, plus
+    ``history`` and ``voxel_selection`` if given), ``brain_r_epoch{E}.npy`` ``(V,)`` and, when
+    the subject has voxel coordinates, ``brain_r_epoch{E}.nii.gz``. Returns the written paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    record = alignment.to_json()
+    record = alignment.to_json() if record is None else dict(record)
+    if voxel_selection is not None:
+        record["voxel_selection"] = voxel_selection
     if history is not None:
         record["history"] = history
     written = [folder / RESULT_FILE, folder / per_voxel_file(alignment.epoch)]
@@ -142,3 +176,53 @@ def write_alignment_files(
         if nifti is not None:
             written.append(nifti)
     return written
+
+
+def read_alignment_record(folder: str | Path) -> dict[str, Any] | None:
+    """The ``brain_alignment.json`` of ``folder`` as a dict, None when there is none.
+
+    Raises ``BrainmisInputError`` naming the file when it is not a readable JSON object."""
+    path = Path(folder) / RESULT_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BrainmisInputError(path, f"not readable JSON ({error})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+        raise BrainmisInputError(path, "not a brain-alignment record (no integer 'epoch')")
+    return record
+
+
+def add_to_run_evaluation(
+    folder: str | Path,
+    alignment: ModelAlignment,
+    subject: Any = None,
+    selected_voxels: np.ndarray | None = None,
+    voxel_selection: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Add one evaluation to a run's ``evaluation/`` folder without losing what is there.
+
+    The per-voxel files of the new epoch are written (the caller has checked they are new);
+    ``brain_alignment.json`` keeps the latest epoch at its top level (a checkpoint of an
+    earlier epoch only joins the ``history``), and its history gains this evaluation.
+    """
+    existing = read_alignment_record(folder)
+    history = [] if existing is None else list(existing.get("history") or [])
+    if existing is not None and not any(h.get("epoch") == existing["epoch"] for h in history):
+        history.append({key: existing.get(key) for key in ("epoch", "mean", "median")})
+    history = [h for h in history if h.get("epoch") != alignment.epoch]
+    history.append(history_entry(alignment, source="evaluate-brain", inputs=inputs or {}))
+    history.sort(key=lambda h: h["epoch"])
+    keep_existing = existing is not None and existing["epoch"] > alignment.epoch
+    record = existing if keep_existing else None
+    return write_alignment_files(
+        folder,
+        alignment,
+        subject=subject,
+        selected_voxels=selected_voxels,
+        history=history,
+        voxel_selection=None if keep_existing else voxel_selection,
+        record=record,
+    )

@@ -1,7 +1,8 @@
 """``brainmis export CKPT --out DIR``: a checkpoint as a plain Hugging Face model folder.
 
-The checkpoint holds LoRA + head only; the base comes from the folder named in its
-hyperparameters (or ``--pretrained-path``). LoRA is merged into the base weights, and the
+The checkpoint holds LoRA + head only; the module is rebuilt by
+``brainmis.models.checkpoint.load_checkpoint_module`` (base from the folder named in its
+hyper-parameters, or ``--pretrained-path``). LoRA is merged into the base weights, and the
 folder gets ``save_pretrained`` model + tokenizer (loadable by ``AutoModel.from_pretrained``),
 ``brain_head.safetensors`` (``weight (n_voxels, context_trs*hidden)``, ``bias (n_voxels,)``)
 and ``brainmis_export.json`` describing how the head reads the model.
@@ -10,57 +11,16 @@ and ``brainmis_export.json`` describing how the head reads the model.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from pathlib import Path
-from typing import Any
 
-import torch
 from safetensors.torch import save_file
 
-from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
-from brainmis.models.module import BrainMisalignmentModule
+from brainmis.errors import refuse_non_empty_dir
+from brainmis.models.checkpoint import load_checkpoint_module
 
 HEAD_FILE = "brain_head.safetensors"
 INFO_FILE = "brainmis_export.json"
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A Lightning checkpoint of ``BrainMisalignmentModule`` (tensors only, no pickle code)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BrainmisInputError(path, "checkpoint file not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is a user input problem
-        raise BrainmisInputError(path, f"not a readable checkpoint: {error}") from error
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise BrainmisInputError(path, "not a Lightning checkpoint (no state_dict)")
-    if "hyper_parameters" not in checkpoint or "pretrained_path" not in checkpoint.get(
-        "hyper_parameters", {}
-    ):
-        raise BrainmisInputError(path, "checkpoint has no BrainMisalignmentModule hyperparameters")
-    return checkpoint
-
-
-def module_from_checkpoint(
-    path: str | Path, pretrained_path: str | None = None
-) -> BrainMisalignmentModule:
-    """Rebuild the module (base from its folder) and load the checkpoint's trainable weights."""
-    checkpoint = read_checkpoint(path)
-    accepted = inspect.signature(BrainMisalignmentModule.__init__).parameters
-    hparams = {k: v for k, v in checkpoint["hyper_parameters"].items() if k in accepted}
-    if pretrained_path is not None:
-        hparams["pretrained_path"] = pretrained_path
-    module = BrainMisalignmentModule(**hparams)
-    expected = set(module.trainable_state_keys())
-    missing = sorted(expected - set(checkpoint["state_dict"]))
-    if missing:
-        raise BrainmisInputError(
-            path, f"checkpoint lacks {len(missing)} trainable weights, e.g. {missing[0]}"
-        )
-    module.load_state_dict(checkpoint["state_dict"], strict=False)
-    return module
 
 
 def export_checkpoint(
@@ -68,7 +28,7 @@ def export_checkpoint(
 ) -> Path:
     """Write the merged model folder described in the module docstring; returns ``out``."""
     out = refuse_non_empty_dir(out)
-    module = module_from_checkpoint(checkpoint, pretrained_path)
+    module = load_checkpoint_module(checkpoint, pretrained_path).module
     merged = module.backbone.merge_and_unload()
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out)

@@ -40,7 +40,7 @@ from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, rever
 from brainmis.models.lora import add_lora
 from brainmis.models.losses import pearson_loss
 from brainmis.models.masking import IGNORE_INDEX, mask_tokens
-from brainmis.run_folder import run_folder
+from brainmis.run_folder import epochs_finished, run_folder
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
 REVERSED_CONDITIONS = ("misaligned", "preserving")
@@ -335,6 +335,28 @@ class BrainMisalignmentModule(LightningModule):
         tokens = float(batch["attention_mask"].sum())
         self.log("tokens_per_s", tokens / max(seconds, 1e-9), batch_size=len(batch["input_ids"]))
 
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """``trainer.gradient_clip_val`` clips the backbone's (LoRA) gradients only.
+
+        One norm over LoRA and head would let the head's gradient (large under a Pearson loss
+        with many voxels) shrink the LoRA updates; the head is left unclipped. Gradients are
+        already unscaled and, under DDP, averaged when Lightning calls this.
+        """
+        if not gradient_clip_val:
+            return
+        parameters = [
+            p for p in self.backbone.parameters() if p.requires_grad and p.grad is not None
+        ]
+        if str(gradient_clip_algorithm or "norm").lower().endswith("value"):
+            torch.nn.utils.clip_grad_value_(parameters, gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         head = list(self.head.parameters())
         head_ids = {id(p) for p in head}
@@ -409,7 +431,8 @@ class BrainMisalignmentModule(LightningModule):
         return total / count if count else float("nan")
 
     def on_fit_end(self) -> None:
-        """Write ``<log_dir>/evaluation/lm.json``: LM loss on the held-out (test) run."""
+        """Write ``<log_dir>/evaluation/lm.json``: LM loss on the held-out (test) run, labelled
+        with the training epochs finished (as the brain-alignment and probing results)."""
         trainer = self.trainer
         datamodule = getattr(trainer, "datamodule", None)
         if trainer.fast_dev_run or datamodule is None or trainer.logger is None:
@@ -419,7 +442,7 @@ class BrainMisalignmentModule(LightningModule):
         lm_loss = self.held_out_lm_loss(datamodule.test_dataloader())
         folder = run_folder(trainer) / "evaluation"
         folder.mkdir(parents=True, exist_ok=True)
-        record = {"epoch": int(trainer.current_epoch), "lm_loss": lm_loss}
+        record = {"epoch": epochs_finished(trainer), "lm_loss": lm_loss}
         (folder / "lm.json").write_text(json.dumps(record, indent=2) + "\n")
 
     # ---------------------------------------------------------------- checkpoints

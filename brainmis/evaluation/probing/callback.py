@@ -1,4 +1,10 @@
-"""``ProbingCallback``: probe the model being trained every N epochs and at the end of fit.
+"""``ProbingCallback``: probe the model being trained at fit start, every N epochs and at the
+end of fit.
+
+The epoch label of every row is the number of training epochs finished (the project's
+convention, ``brainmis.run_folder.epochs_finished``): 0 for the untouched model at fit start,
+1 after the first epoch, so brain-alignment, probing and LM results of the same weights carry
+the same epoch. Nothing is probed under ``fast_dev_run`` or during the sanity check.
 
 Reads the LightningModule's ``backbone``, ``tokenizer`` and ``feature_layer`` (see
 docs/architecture.md). Per evaluation it logs ``probing/<task>`` (mean over seeds of accuracy,
@@ -10,6 +16,7 @@ probes (the other ranks go on; the probe pass does not touch DDP collectives).
 from __future__ import annotations
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info
 
 from brainmis.evaluation.probing.builtin.suite import load_builtin_suite
 from brainmis.evaluation.probing.holmes_reader import ProbingTask, read_holmes_folder
@@ -22,7 +29,7 @@ from brainmis.evaluation.probing.runner import (
     subfield_means,
     task_means,
 )
-from brainmis.run_folder import run_folder
+from brainmis.run_folder import PRETRAINED_EPOCH, epochs_finished, run_folder
 
 
 class ProbingCallback(Callback):
@@ -39,6 +46,7 @@ class ProbingCallback(Callback):
     cache_dir: where the built-in suite is generated (default ``~/.cache/brainmis``).
     suite_seed: generator seed of the built-in suite.
     on_fit_end: also probe when fit ends (unless that epoch was just probed).
+    at_fit_start: also probe the untouched model when fit starts (epoch 0).
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class ProbingCallback(Callback):
         cache_dir: str | None = None,
         suite_seed: int = 0,
         on_fit_end: bool = True,
+        at_fit_start: bool = False,
     ):
         super().__init__()
         if every_n_epochs < 0:
@@ -67,10 +76,32 @@ class ProbingCallback(Callback):
         self.cache_dir = cache_dir
         self.suite_seed = suite_seed
         self.probe_on_fit_end = on_fit_end
+        self.at_fit_start = at_fit_start
         self._tasks: list[ProbingTask] | None = None
         self._cache = RepresentationCache(max_entries=64)
         self._last_probed_step: int | None = None
-        self._running_epoch = 0
+
+    def narrow(
+        self,
+        holmes_dir: str | None = None,
+        tasks: list[str] | None = None,
+        max_items: int | None = None,
+    ) -> None:
+        """Change what is probed before the first probe: another Holmes folder, only some
+        tasks, fewer items (None leaves a setting as it is)."""
+        if holmes_dir is not None:
+            self.holmes_dir = str(holmes_dir)
+        if tasks is not None:
+            self.task_names = list(tasks)
+        if max_items is not None:
+            self.max_items = int(max_items)
+        self._tasks = None
+
+    def source(self) -> str:
+        """Which tasks are probed, for the log line and the run's records."""
+        if self.holmes_dir is not None:
+            return f"Holmes folder {self.holmes_dir}"
+        return "the built-in offline suite (no holmes folder given)"
 
     def tasks(self) -> list[ProbingTask]:
         """The (capped) tasks, read or generated on first use."""
@@ -80,32 +111,35 @@ class ProbingCallback(Callback):
             else:
                 tasks = load_builtin_suite(self.cache_dir, self.suite_seed, self.task_names)
             self._tasks = [task.capped(self.max_items) for task in tasks]
+            rank_zero_info(f"probing: {len(self._tasks)} tasks from {self.source()}")
         return self._tasks
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "fit" and trainer.is_global_zero:
             self.tasks()  # fail early on bad task names or data, before training starts
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._running_epoch = int(trainer.current_epoch)
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.at_fit_start and trainer.global_step == 0:
+            self.probe(trainer, pl_module, PRETRAINED_EPOCH)
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        epoch = trainer.current_epoch
-        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
-            self.probe(trainer, pl_module)
+        finished = epochs_finished(trainer)
+        if self.every_n_epochs and finished % self.every_n_epochs == 0:
+            self.probe(trainer, pl_module, finished)
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Probe the final weights (labelled with the last epoch that ran), unless the last
-        epoch end already did."""
+        """Probe the final weights, unless the last epoch end already did."""
         if self.probe_on_fit_end and self._last_probed_step != trainer.global_step:
-            self.probe(trainer, pl_module)
+            self.probe(trainer, pl_module, epochs_finished(trainer))
 
-    def probe(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        """Probe now, log the scalars, append to the CSV (rank 0 only)."""
-        if trainer.sanity_checking or not trainer.is_global_zero:
+    def probe(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> None:
+        """Probe now, log the scalars at the global step, append the rows labelled ``epoch``
+        (training epochs finished) to the CSV (rank 0 only)."""
+        if trainer.sanity_checking or getattr(trainer, "fast_dev_run", False):
             return
-        epoch = self._running_epoch
         self._last_probed_step = trainer.global_step
+        if not trainer.is_global_zero:
+            return
         tasks = self.tasks()
         layer = (
             self.layer if self.layer is not None else int(getattr(pl_module, "feature_layer", -1))

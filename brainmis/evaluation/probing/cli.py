@@ -1,33 +1,40 @@
 """``brainmis probe``: Holmes-style probing of a trained checkpoint or a pretrained model.
 
-    brainmis probe (--ckpt CKPT | --model HF_FOLDER) (--builtin | --holmes DIR)
+    brainmis probe --ckpt RUN/checkpoints/last.ckpt (--builtin | --holmes DIR)   # into RUN/evaluation/
+    brainmis probe (--ckpt CKPT | --model HF_FOLDER) (--builtin | --holmes DIR) \
                    [--tasks T ...] --out DIR
 
-Writes ``DIR/probing.csv`` (the run folder's long format: ``run,epoch,task,subfield,seed,
-metric,score``) and ``DIR/probing_summary.json`` (mean per task and per subfield). ``--out``
-must be new or empty; every input is checked before anything is written.
+Writes ``probing.csv`` (the run folder's long format: ``run,epoch,task,subfield,seed,metric,
+score``) and a summary (mean per task and per subfield):
 
-A checkpoint holds only the trainable weights (LoRA + head) of a
-``BrainMisalignmentModule``: the module is rebuilt from the ``config.yaml`` of its run folder
-(``<run>/checkpoints/x.ckpt`` -> ``<run>/config.yaml``) and the weights loaded on top.
-Epoch in the CSV: the checkpoint's epoch, or -1 for a pretrained model.
+- ``--ckpt`` without ``--out``: into the run's ``evaluation/`` (where ``brainmis compare``
+  finds it): rows appended to ``probing.csv``, which must not yet hold the checkpoint's
+  epoch, and ``probing_summary_epoch{E}.json``;
+- otherwise ``--out`` (new or empty): ``probing.csv`` and ``probing_summary.json``.
+
+The checkpoint is rebuilt by ``brainmis.models.checkpoint`` (its own hyper-parameters, so
+any ``context_trs`` or ``n_voxels`` loads). Every input, the checkpoint first, is checked
+before anything is written (the built-in suite's cache included). Epoch in the CSV: training
+epochs finished at the checkpoint, 0 for a pretrained model (``--model``).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from pathlib import Path
 
 import torch
-import yaml
 
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.evaluation.probing.builtin.suite import default_cache_dir, load_builtin_suite
 from brainmis.evaluation.probing.holmes_reader import read_holmes_folder
 from brainmis.evaluation.probing.probe import ProbeProtocol
-from brainmis.evaluation.probing.results_file import PROBING_CSV, append_probing_csv
+from brainmis.evaluation.probing.results_file import (
+    PROBING_CSV,
+    append_probing_csv,
+    read_probing_csv,
+)
 from brainmis.evaluation.probing.runner import (
     CONTROLS,
     headline_metric,
@@ -35,52 +42,9 @@ from brainmis.evaluation.probing.runner import (
     subfield_means,
     task_means,
 )
+from brainmis.run_folder import PRETRAINED_EPOCH
 
 SUMMARY_JSON = "probing_summary.json"
-HEAD_WEIGHT_KEY = "head.linear.weight"
-
-
-def run_config_of(ckpt: Path) -> Path:
-    """The LightningCLI ``config.yaml`` of the run a checkpoint belongs to."""
-    for folder in (ckpt.parent, ckpt.parent.parent):
-        if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
-    raise BrainmisInputError(ckpt, "no config.yaml in its folder or the run folder above it")
-
-
-def load_checkpoint_model(ckpt: str | Path):
-    """``(module, epoch)``: the module rebuilt from the run's config with the checkpoint's
-    trainable weights loaded (``strict=False``: the frozen base comes from the model folder)."""
-    from brainmis.models.module import BrainMisalignmentModule
-
-    ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise BrainmisInputError(ckpt, "checkpoint file not found")
-    config_path = run_config_of(ckpt)
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    model_args = dict(config.get("model") or {})
-    model_args = dict(model_args.get("init_args", model_args))
-    try:
-        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
-    except Exception as error:  # any unreadable file is a user input problem
-        raise BrainmisInputError(
-            ckpt, f"not a readable checkpoint ({type(error).__name__})"
-        ) from None
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise BrainmisInputError(ckpt, "no state_dict in this checkpoint")
-    if model_args.get("n_voxels") is None:
-        if HEAD_WEIGHT_KEY not in state:
-            raise BrainmisInputError(ckpt, f"cannot tell n_voxels: no {HEAD_WEIGHT_KEY} weights")
-        model_args["n_voxels"] = int(state[HEAD_WEIGHT_KEY].shape[0])
-    if "pretrained_path" not in model_args:
-        raise BrainmisInputError(config_path, "model.pretrained_path is missing")
-    accepted = set(inspect.signature(BrainMisalignmentModule.__init__).parameters) - {"self"}
-    module = BrainMisalignmentModule(**{k: v for k, v in model_args.items() if k in accepted})
-    module.on_load_checkpoint(checkpoint)
-    module.load_state_dict(state, strict=False)
-    module.eval()
-    return module, int(checkpoint.get("epoch", -1))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--builtin", action="store_true", help="the built-in offline suite")
     data.add_argument("--holmes", type=Path, help="a Holmes or FlashHolmes data folder")
     parser.add_argument("--tasks", nargs="+", help="only these task names")
-    parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="new or empty output folder; default with --ckpt: the run's evaluation/",
+    )
     parser.add_argument("--layer", type=int, default=None,
                         help="hidden-state layer (default: the run's feature_layer, else -1)")  # fmt: skip
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -109,30 +78,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_evaluation_folder(
+    ckpt: Path, run_dir: Path | None, epoch: int, layer_changed: bool
+) -> Path:
+    """The run's ``evaluation/`` folder, when probing the checkpoint can be added there."""
+    if run_dir is None:
+        raise BrainmisInputError(ckpt, "not inside a run folder with config.yaml: pass --out DIR")
+    if layer_changed:
+        raise BrainmisInputError(
+            None,
+            "--layer changes what is probed, so the result is not the run's own: pass --out DIR",
+        )
+    folder = run_dir / "evaluation"
+    csv_path = folder / PROBING_CSV
+    if csv_path.is_file() and any(
+        row.get("epoch") == str(epoch) for row in read_probing_csv(csv_path)
+    ):
+        raise BrainmisInputError(
+            csv_path,
+            f"already holds probing results of epoch {epoch}; pass --out DIR to probe again "
+            "elsewhere",
+        )
+    return folder
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    out = refuse_non_empty_dir(args.out)
+    out = None if args.out is None else refuse_non_empty_dir(args.out)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.ckpt is not None:
+        from brainmis.models.checkpoint import load_checkpoint_module
+
+        loaded = load_checkpoint_module(args.ckpt)
+        module, epoch = loaded.module, loaded.epoch
+        model, tokenizer = module.backbone, module.tokenizer
+        layer = module.feature_layer if args.layer is None else args.layer
+        run = str(args.ckpt)
+        if out is None:
+            layer_changed = layer != module.feature_layer
+            out = run_evaluation_folder(args.ckpt, loaded.run_dir, epoch, layer_changed)
+            summary_path = out / f"probing_summary_epoch{epoch}.json"
+        else:
+            summary_path = out / SUMMARY_JSON
+    else:
+        from brainmis.models.backbone import load_backbone
+
+        if out is None:
+            raise BrainmisInputError(None, "--model needs --out DIR (there is no run folder)")
+        loaded_backbone = load_backbone(args.model)
+        model, tokenizer = loaded_backbone.model, loaded_backbone.tokenizer
+        epoch = PRETRAINED_EPOCH
+        layer = -1 if args.layer is None else args.layer
+        run = str(args.model)
+        summary_path = out / SUMMARY_JSON
+    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if isinstance(n_layers, int) and not -(n_layers + 1) <= layer <= n_layers:
+        raise BrainmisInputError(None, f"--layer {layer} outside the model's 0..{n_layers}")
     if args.holmes is not None:
         tasks = read_holmes_folder(args.holmes, args.tasks)
     else:
         tasks = load_builtin_suite(args.cache_dir, args.suite_seed, args.tasks)
     tasks = [task.capped(args.max_items) for task in tasks]
-    if args.ckpt is not None:
-        module, epoch = load_checkpoint_model(args.ckpt)
-        model, tokenizer = module.backbone, module.tokenizer
-        layer = module.feature_layer if args.layer is None else args.layer
-        run = str(args.ckpt)
-    else:
-        from brainmis.models.backbone import load_backbone
-
-        loaded = load_backbone(args.model)
-        model, tokenizer, epoch = loaded.model, loaded.tokenizer, -1
-        layer = -1 if args.layer is None else args.layer
-        run = str(args.model)
-    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
-    if isinstance(n_layers, int) and not -(n_layers + 1) <= layer <= n_layers:
-        raise BrainmisInputError(None, f"--layer {layer} outside the model's 0..{n_layers}")
     model.to(device)
     protocol = ProbeProtocol(seeds=tuple(args.seeds))
     scores = probe_tasks(model, tokenizer, tasks, protocol, layer, tuple(args.controls))
@@ -159,10 +165,16 @@ def main(argv: list[str]) -> int:
             for task in tasks
         },
         "subfields": per_subfield,
-        "mean": sum(per_subfield.values()) / len(per_subfield) if per_subfield else None,
+        "mean_of_subfields": (
+            sum(per_subfield.values()) / len(per_subfield) if per_subfield else None
+        ),
+        "mean_of_tasks": (sum(per_task.values()) / len(per_task) if per_task else None),
     }
-    (out / SUMMARY_JSON).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    print(f"probed {len(tasks)} tasks x {len(args.seeds)} seeds; wrote {out / PROBING_CSV}")
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"probed {len(tasks)} tasks x {len(args.seeds)} seeds (epoch {epoch}); wrote "
+        f"{out / PROBING_CSV} and {summary_path.name}"
+    )
     for name, value in per_subfield.items():
         print(f"  {name:<12} {value:.3f}")
     return 0
