@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from brainmis.analysis.comparison import (
+    CONTRAST_ALTERNATIVES,
     PAPER_CONTRASTS,
     Comparison,
     ComparisonOptions,
@@ -27,7 +28,7 @@ from brainmis.analysis.probing_stats import DEFAULT_METRICS
 from brainmis.analysis.report import write_reports
 from brainmis.analysis.results import read_per_voxel_r, read_run_results
 from brainmis.analysis.runs import discover_runs
-from brainmis.analysis.statistics import ALTERNATIVES, ZERO_METHODS
+from brainmis.analysis.statistics import ZERO_METHODS
 from brainmis.analysis.tables import text_summary, write_tables
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
@@ -79,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--alternative",
-        choices=ALTERNATIVES,
+        choices=CONTRAST_ALTERNATIVES,
         default="two-sided",
-        help="alternative of the across-subject Wilcoxon contrast tests",
+        help="brain-alignment and probing tests of each contrast A:B: 'greater' tests A > B "
+        "(the paper's directions: preserving > misaligned, tuned > preserving), default "
+        "two-sided; LM-loss tests and pairs that are not contrasts stay two-sided",
     )
     parser.add_argument(
         "--probing-metric",

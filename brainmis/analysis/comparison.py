@@ -1,12 +1,22 @@
 """Every number of a condition comparison, computed from a filled study matrix.
 
-Units of replication: within a setting (model, dataset), LM loss and brain alignment are
-paired over units = (subject, fold, training seed): mean and s.e.m. over units per
-condition, paired t-test and Wilcoxon signed-rank between conditions. Probing follows
-``brainmis.analysis.probing_stats`` (wins per task over probe seeds, win rates, rank
-normalised scores, Wilcoxon across subjects with Holm over subfields). A contrast "a vs b"
-asks whether a is higher than b (differences are a - b). When there are several settings,
-contrasts are also pooled ("all"): each (setting, subject) is one pair.
+The subject is the unit of replication for every test (DESIGN 5). Within a setting (model,
+dataset) each per-run metric (``UNIT_METRICS``: LM loss, brain alignment, probing scores) is
+first averaged over the folds and training seeds of a subject; condition summaries are the
+mean and s.e.m. over subjects, and paired t-tests and Wilcoxon signed-rank tests between two
+conditions pair the subjects (each subject's mean over the (fold, seed) units that both
+conditions have). Probing follows ``brainmis.analysis.probing_stats`` (wins per task over
+probe seeds, win rates, rank-normalised scores, Wilcoxon across subjects with Holm over
+subfields).
+
+A contrast "a vs b" asks whether a is higher than b (differences are a - b); with
+``alternative="greater"`` its brain-alignment and probing tests are one-sided (a > b). LM
+loss tests, and pairs of conditions that are not contrasts, are always two-sided; every row
+records the alternative it used.
+
+Pooling ("all"): when several settings have a metric, the settings (models) of one
+(dataset, subject) are averaged first, so each (dataset, subject) is one pair: a person is
+never counted twice, and the subjects of different datasets are different people.
 """
 
 from __future__ import annotations
@@ -19,7 +29,14 @@ import numpy as np
 
 from brainmis.analysis import probing_stats
 from brainmis.analysis.matrix import SettingMatrix, StudyMatrix
-from brainmis.analysis.probing_stats import OVERALL, ProbingTable
+from brainmis.analysis.probing_stats import (
+    AGGREGATE_SCOPES,
+    MEAN_OF_SUBFIELDS,
+    OVERALL,
+    ProbingTable,
+    nan_mean,
+)
+from brainmis.analysis.results import VOXEL_COUNT_KEYS
 from brainmis.analysis.statistics import (
     holm_correction,
     mean_and_sem,
@@ -29,16 +46,28 @@ from brainmis.analysis.statistics import (
 
 PAPER_CONTRASTS = (("preserving", "misaligned"), ("tuned", "preserving"))
 POOLED = "all"
+# The alternatives a contrast may be tested with (a contrast is oriented: "less" = swap a, b).
+CONTRAST_ALTERNATIVES = ("two-sided", "greater")
 
-# Per-unit metrics compared between conditions: name -> description (with units).
+# Per-run metrics compared between conditions: name -> description (with units).
 UNIT_METRICS = {
     "lm_loss": "held-out LM loss (nats/token)",
     "brain_alignment": "brain alignment, mean voxel r (fresh ridge)",
     "brain_alignment_median": "brain alignment, median voxel r",
-    "brain_alignment_nc_normalized": "brain alignment / noise ceiling",
-    "probing_score": "probing score (mean over subfields)",
-    "probing_rank_score": "rank-normalised probing score (mean over subfields)",
+    "brain_alignment_nc_normalized": "brain alignment / noise ceiling, as the evaluation reports it",
+    "brain_alignment_nc_ratio_of_means": "mean voxel r / mean noise ceiling (voxels with a ceiling)",
+    "brain_alignment_nc_median": "median over voxels with ceiling > 0 of r / ceiling",
+    "probing_score": "probing score, overall = mean over tasks",
+    "probing_score_mean_of_subfields": "probing score, mean of the subfield means",
+    "probing_rank_score": "rank-normalised probing score, overall = mean over tasks",
+    "probing_rank_score_mean_of_subfields": "rank-normalised probing score, mean of subfields",
 }
+# Metrics whose tests stay two-sided whatever ``--alternative`` says: the paper expects no
+# difference in LM loss between the conditions.
+TWO_SIDED_METRICS = frozenset({"lm_loss"})
+
+Unit = tuple[str, int, int]  # (subject, fold, training seed)
+SubjectKey = tuple[str, str]  # (dataset, subject): one person
 
 
 @dataclass(frozen=True)
@@ -51,6 +80,20 @@ class ComparisonOptions:
     zero_method: str = "wilcox"
     alternative: str = "two-sided"
     metric_preference: tuple[str, ...] = probing_stats.DEFAULT_METRICS
+
+    def __post_init__(self) -> None:
+        if self.alternative not in CONTRAST_ALTERNATIVES:
+            raise ValueError(
+                f"alternative must be one of {CONTRAST_ALTERNATIVES}, got {self.alternative!r} "
+                "(contrasts are oriented: for 'less', swap the conditions of the contrast)"
+            )
+
+    def alternative_for(self, metric: str, pair: tuple[str, str]) -> str:
+        """The alternative of the tests of ``metric`` between ``pair = (a, b)``: the option for
+        a contrast, two-sided for LM loss and for pairs that are not contrasts."""
+        if metric in TWO_SIDED_METRICS or pair not in self.contrasts:
+            return "two-sided"
+        return self.alternative
 
 
 @dataclass(frozen=True)
@@ -68,30 +111,48 @@ class RunRow:
     brain_alignment: float
     brain_alignment_median: float
     brain_alignment_nc_normalized: float
+    brain_alignment_nc_ratio_of_means: float
+    brain_alignment_nc_median: float
     n_voxels: int
+    ceiling_source: str
+    ceiling_threshold: float
+    n_voxels_total: int
+    n_non_finite_dropped: int
+    n_constant_dropped: int
+    n_in_roi: int
+    n_above_ceiling: int
+    n_selected: int
     probing_epoch: int
     probing_score: float
+    probing_score_mean_of_subfields: float
     probing_rank_score: float
+    probing_rank_score_mean_of_subfields: float
 
 
 @dataclass(frozen=True)
 class ConditionSummaryRow:
+    """Mean ± s.e.m. over subjects (``n``) of the subject means (``n_runs`` runs in all)."""
+
     model: str
     dataset: str
     condition: str
     metric: str
     n: int
+    n_runs: int
     mean: float
     sem: float
 
 
 @dataclass(frozen=True)
 class PairedTestRow:
+    """Paired tests over subjects (``n_pairs``; pooled rows: (dataset, subject) pairs)."""
+
     model: str
     dataset: str
     metric: str
     condition_a: str
     condition_b: str
+    alternative: str
     n_pairs: int
     mean_a: float
     mean_b: float
@@ -109,7 +170,7 @@ class ProbingScoreRow:
     dataset: str
     condition: str
     scope: str
-    n_units: int
+    n_subjects: int
     score_mean: float
     score_sem: float
     rank_score_mean: float
@@ -161,6 +222,7 @@ class ContrastRow:
     condition_a: str
     condition_b: str
     scope: str
+    alternative: str
     n_subjects: int
     score_a: float
     score_b: float
@@ -206,6 +268,51 @@ def condition_pairs(
     return pairs
 
 
+def subject_means(by_unit: dict[Unit, float]) -> dict[str, list[float]]:
+    """``unit -> value`` grouped by subject: ``subject -> [values of its folds and seeds]``."""
+    grouped: dict[str, list[float]] = {}
+    for (subject, _, _), value in sorted(by_unit.items()):
+        grouped.setdefault(subject, []).append(value)
+    return grouped
+
+
+def paired_subject_means(
+    by_unit_a: dict[Unit, float], by_unit_b: dict[Unit, float]
+) -> dict[str, tuple[float, float]]:
+    """Per subject, the means of a and of b over the (fold, seed) units both conditions have.
+
+    Matching the units keeps fold effects out of a subject's difference when a cell is missing
+    (``--allow-incomplete``); with a complete matrix it is the plain subject mean of each.
+    """
+    common = sorted(set(by_unit_a) & set(by_unit_b))
+    grouped: dict[str, list[tuple[float, float]]] = {}
+    for unit in common:
+        grouped.setdefault(unit[0], []).append((by_unit_a[unit], by_unit_b[unit]))
+    return {
+        subject: (float(np.mean([a for a, _ in pairs])), float(np.mean([b for _, b in pairs])))
+        for subject, pairs in grouped.items()
+    }
+
+
+def pool_settings(
+    per_setting: list[dict[SubjectKey, tuple[float, ...]]],
+) -> dict[SubjectKey, tuple[float, ...]]:
+    """Average the values of one (dataset, subject) over the settings (models) that have it.
+
+    Each input maps a (dataset, subject) to a tuple of values (e.g. the subject means of a
+    and b); the output has one entry per (dataset, subject), each value the NaN-ignoring mean
+    of that position over the settings, so a person is one pair however many models saw them.
+    """
+    grouped: dict[SubjectKey, list[tuple[float, ...]]] = {}
+    for values in per_setting:
+        for key, value in values.items():
+            grouped.setdefault(key, []).append(value)
+    return {
+        key: tuple(float(v) for v in nan_mean(np.array(values, dtype=float), axis=0))
+        for key, values in sorted(grouped.items())
+    }
+
+
 @dataclass
 class _SettingProbing:
     table: ProbingTable
@@ -224,20 +331,42 @@ def _setting_probing(setting: SettingMatrix, options: ComparisonOptions) -> _Set
     )
 
 
+_NO_COUNTS = dict.fromkeys(VOXEL_COUNT_KEYS, -1)
+
+
 def _unit_values(
     setting: SettingMatrix, probing: _SettingProbing | None
-) -> tuple[list[RunRow], dict[str, dict[str, dict[tuple[str, int, int], float]]]]:
+) -> tuple[list[RunRow], dict[str, dict[str, dict[Unit, float]]]]:
     """One RunRow per run, and metric -> condition -> unit -> value."""
     rows, values = [], {metric: {} for metric in UNIT_METRICS}
+    probing_values = dict.fromkeys(
+        (
+            "probing_score",
+            "probing_score_mean_of_subfields",
+            "probing_rank_score",
+            "probing_rank_score_mean_of_subfields",
+        ),
+        math.nan,
+    )
     for loaded in setting.runs:
         identity, results = loaded.identity, loaded.results
         brain = results.brain
-        probing_score = probing_rank = math.nan
+        run_probing = dict(probing_values)
         if probing is not None and results.probing is not None:
             c = probing.table.conditions.index(identity.condition)
             u = probing.table.units.index(identity.unit)
-            probing_score = float(probing.scores[c, u, -1])
-            probing_rank = float(probing.rank_scores[c, u, -1])
+            overall = probing.table.scopes.index(OVERALL)
+            of_subfields = probing.table.scopes.index(MEAN_OF_SUBFIELDS)
+            run_probing = {
+                "probing_score": float(probing.scores[c, u, overall]),
+                "probing_score_mean_of_subfields": float(probing.scores[c, u, of_subfields]),
+                "probing_rank_score": float(probing.rank_scores[c, u, overall]),
+                "probing_rank_score_mean_of_subfields": float(
+                    probing.rank_scores[c, u, of_subfields]
+                ),
+            }
+        selection = None if brain is None else brain.voxel_selection
+        counts = _NO_COUNTS if selection is None else selection.counts
         row = RunRow(
             model=identity.model,
             dataset=identity.dataset,
@@ -252,10 +381,21 @@ def _unit_values(
             brain_alignment=math.nan if brain is None else brain.mean,
             brain_alignment_median=math.nan if brain is None else brain.median,
             brain_alignment_nc_normalized=math.nan if brain is None else brain.nc_normalized,
+            brain_alignment_nc_ratio_of_means=(
+                math.nan if brain is None else brain.nc_ratio_of_means
+            ),
+            brain_alignment_nc_median=math.nan if brain is None else brain.nc_median,
             n_voxels=-1 if brain is None else brain.n_voxels,
+            ceiling_source="" if selection is None else selection.ceiling_source,
+            ceiling_threshold=math.nan if selection is None else selection.threshold,
+            n_voxels_total=counts["total"],
+            n_non_finite_dropped=counts["non_finite_dropped"],
+            n_constant_dropped=counts["zero_variance_dropped"],
+            n_in_roi=counts["in_roi"],
+            n_above_ceiling=counts["above_ceiling"],
+            n_selected=counts["selected"],
             probing_epoch=-1 if results.probing is None else results.probing.epoch,
-            probing_score=probing_score,
-            probing_rank_score=probing_rank,
+            **run_probing,
         )
         rows.append(row)
         for metric in UNIT_METRICS:
@@ -266,43 +406,51 @@ def _unit_values(
 
 
 def _paired_row(
-    setting: SettingMatrix,
+    model: str,
+    dataset: str,
     metric: str,
-    by_unit_a: dict[tuple[str, int, int], float],
-    by_unit_b: dict[tuple[str, int, int], float],
     pair: tuple[str, str],
+    by_subject: dict[SubjectKey, tuple[float, ...]],
     options: ComparisonOptions,
 ) -> PairedTestRow:
-    units = sorted(set(by_unit_a) & set(by_unit_b))
-    a = np.array([by_unit_a[unit] for unit in units])
-    b = np.array([by_unit_b[unit] for unit in units])
-    t_test = paired_t_test(a, b)
-    signed_rank = wilcoxon_signed_rank(a, b, zero_method=options.zero_method)
+    """Paired t-test and Wilcoxon over the subjects (or pooled subjects) of ``by_subject``."""
+    keys = sorted(key for key, (a, b) in by_subject.items() if math.isfinite(a - b))
+    a = np.array([by_subject[key][0] for key in keys])
+    b = np.array([by_subject[key][1] for key in keys])
+    alternative = options.alternative_for(metric, pair)
+    t_test = paired_t_test(a, b, alternative=alternative)
+    signed_rank = wilcoxon_signed_rank(
+        a, b, zero_method=options.zero_method, alternative=alternative
+    )
     return PairedTestRow(
-        model=setting.model,
-        dataset=setting.dataset,
+        model=model,
+        dataset=dataset,
         metric=metric,
         condition_a=pair[0],
         condition_b=pair[1],
-        n_pairs=len(units),
-        mean_a=float(a.mean()) if units else math.nan,
-        mean_b=float(b.mean()) if units else math.nan,
+        alternative=alternative,
+        n_pairs=len(keys),
+        mean_a=float(a.mean()) if keys else math.nan,
+        mean_b=float(b.mean()) if keys else math.nan,
         mean_difference=t_test.mean_difference,
         t=t_test.t,
         p_t=t_test.p,
         wilcoxon_r_plus=signed_rank.r_plus,
         wilcoxon_r_minus=signed_rank.r_minus,
-        p_wilcoxon=signed_rank.p if units else math.nan,
+        p_wilcoxon=signed_rank.p if keys else math.nan,
     )
 
 
 def _probing_score_rows(setting: SettingMatrix, probing: _SettingProbing) -> list[ProbingScoreRow]:
+    """Mean ± s.e.m. over subjects of the subject-mean scores, per condition and scope."""
     rows = []
     table = probing.table
+    scores = probing_stats.subject_means(table, probing.scores)
+    ranks = probing_stats.subject_means(table, probing.rank_scores)
     for c, condition in enumerate(table.conditions):
         for s, scope in enumerate(table.scopes):
-            score = mean_and_sem(probing.scores[c, :, s])
-            rank = mean_and_sem(probing.rank_scores[c, :, s])
+            score = mean_and_sem(scores[c, :, s])
+            rank = mean_and_sem(ranks[c, :, s])
             if score.n == 0:
                 continue
             rows.append(
@@ -321,14 +469,8 @@ def _probing_score_rows(setting: SettingMatrix, probing: _SettingProbing) -> lis
     return rows
 
 
-@dataclass
-class _ContrastData:
-    """Subject-level values of one contrast in one setting, by scope, for pooling."""
-
-    scores_a: dict[str, list[float]] = field(default_factory=dict)
-    scores_b: dict[str, list[float]] = field(default_factory=dict)
-    wins_a: dict[str, list[float]] = field(default_factory=dict)
-    wins_b: dict[str, list[float]] = field(default_factory=dict)
+# Per scope, (dataset, subject) -> (score a, score b, win rate a, win rate b).
+_ContrastData = dict[str, dict[SubjectKey, tuple[float, float, float, float]]]
 
 
 def _pair_tables(
@@ -338,7 +480,10 @@ def _pair_tables(
     options: ComparisonOptions,
     comparison: Comparison,
 ) -> _ContrastData:
-    """Task tests and win rates of one pair; returns its subject-level values."""
+    """Task tests and win rates of one pair; returns its subject-level values per scope.
+
+    A subject's scores are its means over the units where both conditions have the scope.
+    """
     table = probing.table
     wins = probing_stats.pair_wins(table, pair[0], pair[1], options.alpha, options.equal_var)
     means = probing_stats.seed_means(table)
@@ -388,40 +533,53 @@ def _pair_tables(
                     float(rate_b[u, s]),
                 )
             )
-    subject_scores = probing_stats.subject_means(table, probing.scores)
+    units_a, units_b = probing.scores[a_index], probing.scores[b_index]
+    both = np.isfinite(units_a) & np.isfinite(units_b)
+    subject_a = probing_stats.subject_means(table, np.where(both, units_a, np.nan))
+    subject_b = probing_stats.subject_means(table, np.where(both, units_b, np.nan))
     subject_wins_a = probing_stats.subject_means(table, rate_a)
     subject_wins_b = probing_stats.subject_means(table, rate_b)
-    data = _ContrastData()
+    data: _ContrastData = {}
     for s, scope in enumerate(table.scopes):
-        data.scores_a[scope] = list(subject_scores[a_index, :, s])
-        data.scores_b[scope] = list(subject_scores[b_index, :, s])
-        data.wins_a[scope] = list(subject_wins_a[:, s])
-        data.wins_b[scope] = list(subject_wins_b[:, s])
+        by_subject = data.setdefault(scope, {})
+        for j, subject in enumerate(table.subjects):
+            if math.isfinite(subject_a[j, s]) and math.isfinite(subject_b[j, s]):
+                by_subject[(setting.dataset, subject)] = (
+                    float(subject_a[j, s]),
+                    float(subject_b[j, s]),
+                    float(subject_wins_a[j, s]),
+                    float(subject_wins_b[j, s]),
+                )
     return data
 
 
 def _contrast_rows(
     model: str, dataset: str, pair: tuple[str, str], data: _ContrastData, options: ComparisonOptions
 ) -> list[ContrastRow]:
-    scopes = sorted(scope for scope in data.scores_a if scope != OVERALL) + [OVERALL]
+    """One row per scope; Holm across the subfields, each aggregate scope tested on its own."""
+    subfields = sorted(scope for scope in data if scope not in AGGREGATE_SCOPES)
+    scopes = subfields + [scope for scope in AGGREGATE_SCOPES if scope in data]
+    alternative = options.alternative_for("probing_score", pair)
     raw = []
     for scope in scopes:
-        a, b = np.array(data.scores_a[scope]), np.array(data.scores_b[scope])
-        paired = np.isfinite(a) & np.isfinite(b)
+        keys = sorted(data[scope])
+        values = np.array([data[scope][key] for key in keys], dtype=float).reshape(-1, 4)
         test = wilcoxon_signed_rank(
-            a[paired], b[paired], zero_method=options.zero_method, alternative=options.alternative
+            values[:, 0], values[:, 1], zero_method=options.zero_method, alternative=alternative
         )
-        raw.append((scope, a[paired], b[paired], test))
-    subfield_p = [test.p if a.size else math.nan for scope, a, _, test in raw if scope != OVERALL]
+        raw.append((scope, values, test))
+    subfield_p = [
+        test.p if values.size else math.nan
+        for scope, values, test in raw
+        if scope not in AGGREGATE_SCOPES
+    ]
     adjusted = iter(holm_correction(subfield_p))
     rows = []
-    for scope, a, b, test in raw:
-        p = test.p if a.size else math.nan
-        p_holm = p if scope == OVERALL else float(next(adjusted))
-        wins_a = mean_and_sem(data.wins_a[scope]).mean
-        wins_b = mean_and_sem(data.wins_b[scope]).mean
-        score_a = float(a.mean()) if a.size else math.nan
-        score_b = float(b.mean()) if b.size else math.nan
+    for scope, values, test in raw:
+        p = test.p if values.size else math.nan
+        p_holm = math.nan if scope in AGGREGATE_SCOPES else float(next(adjusted))
+        score_a = float(values[:, 0].mean()) if values.size else math.nan
+        score_b = float(values[:, 1].mean()) if values.size else math.nan
         rows.append(
             ContrastRow(
                 model,
@@ -429,12 +587,13 @@ def _contrast_rows(
                 pair[0],
                 pair[1],
                 scope,
-                int(a.size),
+                alternative,
+                len(values),
                 score_a,
                 score_b,
                 score_a - score_b,
-                wins_a,
-                wins_b,
+                mean_and_sem(values[:, 2]).mean,
+                mean_and_sem(values[:, 3]).mean,
                 test.r_plus,
                 test.r_minus,
                 p,
@@ -444,43 +603,57 @@ def _contrast_rows(
     return rows
 
 
+def _condition_summaries(
+    setting: SettingMatrix, values: dict[str, dict[str, dict[Unit, float]]]
+) -> list[ConditionSummaryRow]:
+    """Mean ± s.e.m. over subjects of each subject's mean over its folds and seeds."""
+    rows = []
+    for metric, by_condition in values.items():
+        for condition in setting.conditions:
+            if condition not in by_condition:
+                continue
+            grouped = subject_means(by_condition[condition])
+            summary = mean_and_sem([float(np.mean(v)) for v in grouped.values()])
+            rows.append(
+                ConditionSummaryRow(
+                    setting.model,
+                    setting.dataset,
+                    condition,
+                    metric,
+                    summary.n,
+                    sum(len(v) for v in grouped.values()),
+                    summary.mean,
+                    summary.sem,
+                )
+            )
+    return rows
+
+
 def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison:
     """Compute every table of the comparison of ``matrix`` (see the module docstring)."""
     comparison = Comparison(options=options, matrix=matrix)
-    pooled: dict[tuple[str, str], _ContrastData] = {}
+    pooled_paired: dict[tuple[str, tuple[str, str]], list[dict[SubjectKey, tuple]]] = {}
+    pooled_probing: dict[tuple[str, str], list[_ContrastData]] = {}
     for setting in matrix.settings:
         probing = _setting_probing(setting, options)
         rows, values = _unit_values(setting, probing)
         comparison.runs.extend(rows)
-        for metric, by_condition in values.items():
-            for condition in setting.conditions:
-                if condition in by_condition:
-                    summary = mean_and_sem(list(by_condition[condition].values()))
-                    comparison.condition_summaries.append(
-                        ConditionSummaryRow(
-                            setting.model,
-                            setting.dataset,
-                            condition,
-                            metric,
-                            summary.n,
-                            summary.mean,
-                            summary.sem,
-                        )
-                    )
+        comparison.condition_summaries.extend(_condition_summaries(setting, values))
         pairs = condition_pairs(setting.conditions, options.contrasts)
         for metric, by_condition in values.items():
             for pair in pairs:
-                if pair[0] in by_condition and pair[1] in by_condition:
-                    comparison.paired_tests.append(
-                        _paired_row(
-                            setting,
-                            metric,
-                            by_condition[pair[0]],
-                            by_condition[pair[1]],
-                            pair,
-                            options,
-                        )
-                    )
+                if pair[0] not in by_condition or pair[1] not in by_condition:
+                    continue
+                by_subject = {
+                    (setting.dataset, subject): means
+                    for subject, means in paired_subject_means(
+                        by_condition[pair[0]], by_condition[pair[1]]
+                    ).items()
+                }
+                comparison.paired_tests.append(
+                    _paired_row(setting.model, setting.dataset, metric, pair, by_subject, options)
+                )
+                pooled_paired.setdefault((metric, pair), []).append(by_subject)
         if probing is None:
             comparison.notes.append(
                 f"model={setting.model} dataset={setting.dataset}: no probing results"
@@ -494,16 +667,21 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
                 comparison.contrasts.extend(
                     _contrast_rows(setting.model, setting.dataset, pair, data, options)
                 )
-                target = pooled.setdefault(pair, _ContrastData())
-                for name in ("scores_a", "scores_b", "wins_a", "wins_b"):
-                    for scope, values_ in getattr(data, name).items():
-                        getattr(target, name).setdefault(scope, []).extend(values_)
-    if len(comparison.probing_tables) > 1:
-        for pair in options.contrasts:
-            if pair in pooled:
-                comparison.contrasts.extend(
-                    _contrast_rows(POOLED, POOLED, pair, pooled[pair], options)
-                )
+                pooled_probing.setdefault(pair, []).append(data)
+    for (metric, pair), per_setting in pooled_paired.items():
+        if len(per_setting) > 1:
+            comparison.paired_tests.append(
+                _paired_row(POOLED, POOLED, metric, pair, pool_settings(per_setting), options)
+            )
+    for pair in options.contrasts:
+        per_setting = pooled_probing.get(pair, [])
+        if len(per_setting) > 1:
+            scopes = {scope for data in per_setting for scope in data}
+            pooled = {
+                scope: pool_settings([data.get(scope, {}) for data in per_setting])
+                for scope in scopes
+            }
+            comparison.contrasts.extend(_contrast_rows(POOLED, POOLED, pair, pooled, options))
     for pair in options.contrasts:
         if not any(
             row.condition_a == pair[0] and row.condition_b == pair[1]

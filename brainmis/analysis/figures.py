@@ -1,13 +1,15 @@
 """PNG figures of a comparison, one set per setting (model, dataset), drawn with matplotlib Agg.
 
 - ``probing_<setting>.png``: probing score and rank-normalised score per subfield and
-  condition (bars: mean over units, whiskers: s.e.m.).
+  condition, then "overall (mean of tasks)" and "mean of subfields" (bars: mean over
+  subjects of the subject means, whiskers: s.e.m.).
 - ``brain_alignment_<setting>.png``: distribution of per-voxel r (fresh ridge read-out,
   pooled over the runs of a condition) as violins, run means as dots.
 - ``training_curves_<setting>.png``: L_lm, L_ba and brain r over training steps per
   condition (mean over runs, s.e.m. band), from the TensorBoard event files.
 - ``tradeoff_<setting>.png``: brain alignment against LM loss per condition (DESIGN 8: the
-  price in LM loss of a change in brain alignment, made visible).
+  price in LM loss of a change in brain alignment, made visible); runs as faint dots,
+  condition means ± s.e.m. over subject means.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from brainmis.analysis.comparison import Comparison  # noqa: E402
 from brainmis.analysis.curves import Curve, average_curves  # noqa: E402
 from brainmis.analysis.matrix import SettingMatrix  # noqa: E402
+from brainmis.analysis.probing_stats import AGGREGATE_SCOPES, scope_label  # noqa: E402
 from brainmis.analysis.results import read_per_voxel_r  # noqa: E402
 
 CONDITION_COLOURS = {
@@ -123,9 +126,9 @@ def plot_probing(comparison: Comparison, setting: SettingMatrix, path: Path) -> 
                 color=condition_colour(condition, setting.conditions),
                 label=condition,
             )
-        axis.set_xticks(positions, scopes, rotation=30, ha="right")
+        axis.set_xticks(positions, [scope_label(s) for s in scopes], rotation=30, ha="right")
         axis.set_ylabel(label)
-        axis.axvline(len(scopes) - 1.5, color="0.7", linewidth=0.8)
+        axis.axvline(len(scopes) - len(AGGREGATE_SCOPES) - 0.5, color="0.7", linewidth=0.8)
         axis.grid(axis="y", alpha=0.3)
     finite = [row.score_mean - row.score_sem for row in rows if np.isfinite(row.score_sem)]
     low = min(finite + [row.score_mean for row in rows])
@@ -136,7 +139,7 @@ def plot_probing(comparison: Comparison, setting: SettingMatrix, path: Path) -> 
     metrics = ", ".join(sorted(set(table.metrics)))
     title = (
         f"Probing ({setting.model}, {setting.dataset}; {len(table.tasks)} tasks, {metrics}; "
-        f"mean ± s.e.m. over {len(table.units)} subject×fold units)"
+        f"mean ± s.e.m. over {len(table.subjects)} subjects)"
     )
     _save_with_condition_legend(figure, title, conditions, setting.conditions, path)
     return True
@@ -269,11 +272,14 @@ def plot_tradeoff(comparison: Comparison, setting: SettingMatrix, path: Path) ->
         lm = np.array([row.lm_loss for row in members])
         ba = np.array([row.brain_alignment for row in members])
         axis.scatter(lm, ba, s=12, color=colour, alpha=0.35)
+        subjects = sorted({row.subject for row in members})
+        lm_subject = np.array([lm[[r.subject == s for r in members]].mean() for s in subjects])
+        ba_subject = np.array([ba[[r.subject == s for r in members]].mean() for s in subjects])
         axis.errorbar(
-            lm.mean(),
-            ba.mean(),
-            xerr=_sem(lm),
-            yerr=_sem(ba),
+            lm_subject.mean(),
+            ba_subject.mean(),
+            xerr=_sem(lm_subject),
+            yerr=_sem(ba_subject),
             fmt="o",
             color=colour,
             markersize=7,
@@ -282,7 +288,11 @@ def plot_tradeoff(comparison: Comparison, setting: SettingMatrix, path: Path) ->
         )
     axis.set_xlabel("held-out LM loss (nats/token)")
     axis.set_ylabel("brain alignment (mean voxel r)")
-    axis.set_title(f"Brain alignment vs LM loss ({setting.model}, {setting.dataset})", fontsize=10)
+    axis.set_title(
+        f"Brain alignment vs LM loss ({setting.model}, {setting.dataset})"
+        "\ndots: runs; markers: mean ± s.e.m. over subjects",
+        fontsize=10,
+    )
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     _save(figure, path)

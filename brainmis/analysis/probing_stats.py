@@ -2,22 +2,28 @@
 
 Within one setting (model, dataset) the probing results form an array
 ``scores (n_conditions, n_units, n_tasks, n_probe_seeds)``; a unit is one (subject, fold,
-training seed) cell, NaN marks a result that is not there. From it:
+training seed) cell, NaN marks a result that is not there. Every per-unit quantity below is
+given per *scope*: each subfield, then two aggregates over all tasks:
+
+- ``overall``: the mean over tasks (datasets), every task counting once (Holmes);
+- ``mean_of_subfields``: the mean of the subfield values, every subfield counting once
+  however many tasks it has.
+
+From the array:
 
 - **Wins.** For a pair of conditions (a, b), per unit and task, the probe seeds of a against
   those of b with a one-sided two-sample t-test (Welch by default: the seeds' spread differs
   between models; Student with ``equal_var=True``). a wins the task when p(a > b) < alpha, b
   wins when p(b > a) < alpha. Tasks with fewer than two seeds on either side are not tested.
-- **Win rates.** The fraction of tested tasks a wins, within each subfield; "overall" is
-  the mean of the subfield rates (each subfield counts once, however many tasks it has).
-- **Subfield scores.** The mean over probe seeds, then over the tasks of a subfield;
-  "overall" is again the mean over subfields.
+- **Win rates.** The fraction of tested tasks a wins, within each subfield; ``overall`` is
+  the fraction of all tested tasks won, ``mean_of_subfields`` the mean of the subfield rates.
+- **Scores.** The mean over probe seeds, then over the tasks of a scope.
 - **Rank-normalised scores (Holmes).** Per unit and task, the conditions ranked by their
   seed-mean score, ranks min-max normalised to [0, 1] (best = 1, ties share), then averaged
-  over the tasks of a subfield and over subfields for "overall".
+  over the tasks of a scope.
 - **Across subjects.** Unit values averaged per subject (over folds and training seeds),
-  then a paired Wilcoxon signed-rank test between two conditions per subfield, Holm
-  correction across the subfields (the "overall" test is reported on its own, uncorrected).
+  then a paired Wilcoxon signed-rank test between two conditions per scope, Holm
+  correction across the subfields only (the two aggregates are each tested on their own).
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from brainmis.analysis.matrix import LoadedRun
 from brainmis.analysis.statistics import normalised_ranks, two_sample_t_tests
 
 OVERALL = "overall"
+MEAN_OF_SUBFIELDS = "mean_of_subfields"
+AGGREGATE_SCOPES = (OVERALL, MEAN_OF_SUBFIELDS)
+SCOPE_LABELS = {OVERALL: "overall (mean of tasks)", MEAN_OF_SUBFIELDS: "mean of subfields"}
 DEFAULT_METRICS = ("accuracy", "pearson")
 
 
@@ -40,7 +49,7 @@ class ProbingTable:
     """Probing scores of one setting. ``scores``: ``(C, U, T, S)``, NaN = not there.
 
     ``units[u] = (subject, fold, seed)``; ``metrics[t]``: the metric used for task t;
-    ``subfield_names``: the sorted subfields, without "overall".
+    ``subfield_names``: the sorted subfields, without the aggregate scopes.
     """
 
     conditions: list[str]
@@ -57,8 +66,9 @@ class ProbingTable:
 
     @property
     def scopes(self) -> list[str]:
-        """Subfield names followed by "overall": the last axis of every per-subfield array."""
-        return [*self.subfield_names, OVERALL]
+        """Subfield names, then ``overall`` and ``mean_of_subfields``: the last axis of every
+        per-scope array."""
+        return [*self.subfield_names, *AGGREGATE_SCOPES]
 
     @property
     def subjects(self) -> list[str]:
@@ -146,27 +156,34 @@ def seed_means(table: ProbingTable) -> np.ndarray:
     return nan_mean(table.scores, axis=-1)
 
 
-def per_subfield(table: ProbingTable, task_values: np.ndarray) -> np.ndarray:
-    """Mean over the tasks of each subfield, then "overall" = mean of the subfields.
+def scope_label(scope: str) -> str:
+    """How a scope is written in printed tables, reports and figures."""
+    return SCOPE_LABELS.get(scope, scope)
 
-    ``task_values``: ``(..., T)`` -> ``(..., F + 1)`` in the order of ``table.scopes``.
+
+def per_subfield(table: ProbingTable, task_values: np.ndarray) -> np.ndarray:
+    """Mean over the tasks of each subfield, ``overall`` = mean over all tasks and
+    ``mean_of_subfields`` = mean of the subfield means (NaN values are left out).
+
+    ``task_values``: ``(..., T)`` -> ``(..., F + 2)`` in the order of ``table.scopes``.
     """
     subfields = np.asarray(table.task_subfields)
     columns = [
         nan_mean(task_values[..., subfields == name], axis=-1) for name in table.subfield_names
     ]
     by_subfield = np.stack(columns, axis=-1)
-    overall = nan_mean(by_subfield, axis=-1)
-    return np.concatenate([by_subfield, overall[..., None]], axis=-1)
+    overall = nan_mean(task_values, axis=-1)
+    mean_of_subfields = nan_mean(by_subfield, axis=-1)
+    return np.concatenate([by_subfield, overall[..., None], mean_of_subfields[..., None]], axis=-1)
 
 
 def subfield_scores(table: ProbingTable) -> np.ndarray:
-    """Probing score per condition, unit and scope: ``(C, U, F + 1)``."""
+    """Probing score per condition, unit and scope: ``(C, U, F + 2)``."""
     return per_subfield(table, seed_means(table))
 
 
 def rank_normalised_scores(table: ProbingTable) -> np.ndarray:
-    """Holmes-style rank-normalised score per condition, unit and scope: ``(C, U, F + 1)``."""
+    """Holmes-style rank-normalised score per condition, unit and scope: ``(C, U, F + 2)``."""
     return per_subfield(table, normalised_ranks(seed_means(table), axis=0))
 
 
@@ -192,9 +209,10 @@ def pair_wins(
 
 
 def win_rates(table: ProbingTable, wins: PairWins) -> tuple[np.ndarray, np.ndarray]:
-    """Win rates of a over b and of b over a per unit and scope: two ``(U, F + 1)`` arrays.
+    """Win rates of a over b and of b over a per unit and scope: two ``(U, F + 2)`` arrays.
 
-    Untested tasks are left out of the fractions (NaN when a subfield has none).
+    Untested tasks are left out of the fractions (NaN when a subfield has none); ``overall``
+    is the fraction of all tested tasks won.
     """
     rate_a = np.where(wins.tested, wins.win_a.astype(float), np.nan)
     rate_b = np.where(wins.tested, wins.win_b.astype(float), np.nan)

@@ -12,9 +12,9 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from brainmis.analysis.comparison import Comparison
+from brainmis.analysis.comparison import POOLED, Comparison, ContrastRow, PairedTestRow
 from brainmis.analysis.figures import Figure
-from brainmis.analysis.probing_stats import OVERALL
+from brainmis.analysis.probing_stats import AGGREGATE_SCOPES, scope_label
 from brainmis.analysis.tables import (
     CONDITION_HEADER,
     condition_table_rows,
@@ -56,6 +56,105 @@ Block = Heading | Paragraph | Table | Image | Preformatted
 
 
 REPORTED_PAIRED_METRICS = ("lm_loss", "brain_alignment", "probing_score")
+PAIRED_HEADER = [
+    "metric",
+    "a",
+    "b",
+    "alternative",
+    "n",
+    "mean a",
+    "mean b",
+    "a - b",
+    "t",
+    "p (t)",
+    "W+",
+    "W-",
+    "p (Wilcoxon)",
+]
+
+
+def _paired_table(rows: list[PairedTestRow]) -> Table:
+    return Table(
+        PAIRED_HEADER,
+        [
+            [
+                row.metric,
+                row.condition_a,
+                row.condition_b,
+                row.alternative,
+                str(row.n_pairs),
+                format_number(row.mean_a),
+                format_number(row.mean_b),
+                format_number(row.mean_difference, signed=True),
+                format_number(row.t, 2),
+                format_p(row.p_t),
+                format_number(row.wilcoxon_r_plus, 1),
+                format_number(row.wilcoxon_r_minus, 1),
+                format_p(row.p_wilcoxon),
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _paired_paragraph(comparison: Comparison, unit: str) -> Paragraph:
+    return Paragraph(
+        f"Paired t-test and Wilcoxon signed-rank over {unit}. Alternative per row: contrasts "
+        f"of brain alignment and probing use --alternative ({comparison.options.alternative}); "
+        "LM loss and pairs that are not contrasts are two-sided. probing_score is the Holmes "
+        "overall (mean over tasks). Every metric (median and noise-ceiling-normalised brain "
+        "alignment, probing mean of subfields, rank scores) is in paired_tests.csv."
+    )
+
+
+def _voxel_selection_blocks(comparison: Comparison) -> list[Block]:
+    """One row per distinct (dataset, subject, ceiling source, threshold, counts)."""
+    distinct: dict[tuple, int] = {}
+    for row in comparison.runs:
+        if not row.ceiling_source and row.n_selected < 0:
+            continue
+        key = (
+            row.dataset,
+            row.subject,
+            row.ceiling_source or "-",
+            format_number(row.ceiling_threshold, 3),
+            *(
+                str(count) if count >= 0 else "-"
+                for count in (
+                    row.n_voxels_total,
+                    row.n_non_finite_dropped,
+                    row.n_constant_dropped,
+                    row.n_in_roi,
+                    row.n_above_ceiling,
+                    row.n_selected,
+                )
+            ),
+        )
+        distinct[key] = distinct.get(key, 0) + 1
+    if not distinct:
+        return []
+    header = [
+        "dataset",
+        "subject",
+        "ceiling source",
+        "threshold",
+        "voxels",
+        "non-finite dropped",
+        "constant dropped",
+        "in ROI",
+        "above ceiling",
+        "selected",
+        "runs",
+    ]
+    return [
+        Heading("Voxel selection", 2),
+        Paragraph(
+            "Per subject, as the brain-alignment evaluation recorded it (one row per distinct "
+            "record; 'runs' = how many runs share it). Selected = in the ROI and ceiling > "
+            "threshold, after dropping non-finite and constant voxels."
+        ),
+        Table(header, [[*key, str(count)] for key, count in sorted(distinct.items())]),
+    ]
 
 
 def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block]:
@@ -71,7 +170,9 @@ def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block
                 f"{len(setting.runs)} of {setting.n_cells} runs used."
             )
         )
-        blocks.append(Heading("Conditions (mean ± s.e.m. over subject × fold units)", 3))
+        blocks.append(
+            Heading("Conditions (mean ± s.e.m. over subjects, folds and seeds averaged)", 3)
+        )
         blocks.append(Table(CONDITION_HEADER, condition_table_rows(comparison, *key)))
         paired = [
             row
@@ -79,58 +180,20 @@ def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block
             if (row.model, row.dataset) == key and row.metric in REPORTED_PAIRED_METRICS
         ]
         if paired:
-            blocks.append(Heading("Paired tests between conditions (over subject × fold)", 3))
-            blocks.append(
-                Paragraph(
-                    "Paired t-test and Wilcoxon signed-rank (two-sided) over subject × fold "
-                    "units; every metric, including median and noise-ceiling-normalised brain "
-                    "alignment, is in paired_tests.csv."
-                )
-            )
-            blocks.append(
-                Table(
-                    [
-                        "metric",
-                        "a",
-                        "b",
-                        "n",
-                        "mean a",
-                        "mean b",
-                        "a - b",
-                        "t",
-                        "p (t)",
-                        "W+",
-                        "W-",
-                        "p (Wilcoxon)",
-                    ],
-                    [
-                        [
-                            row.metric,
-                            row.condition_a,
-                            row.condition_b,
-                            str(row.n_pairs),
-                            format_number(row.mean_a),
-                            format_number(row.mean_b),
-                            format_number(row.mean_difference, signed=True),
-                            format_number(row.t, 2),
-                            format_p(row.p_t),
-                            format_number(row.wilcoxon_r_plus, 1),
-                            format_number(row.wilcoxon_r_minus, 1),
-                            format_p(row.p_wilcoxon),
-                        ]
-                        for row in paired
-                    ],
-                )
-            )
+            blocks.append(Heading("Paired tests between conditions (over subjects)", 3))
+            blocks.append(_paired_paragraph(comparison, "subjects (subject means)"))
+            blocks.append(_paired_table(paired))
         scores = [row for row in comparison.probing_scores if (row.model, row.dataset) == key]
         if scores:
             table = comparison.probing_tables[key]
-            blocks.append(Heading("Probing score per subfield (mean ± s.e.m. over units)", 3))
+            blocks.append(Heading("Probing score per subfield (mean over subjects)", 3))
             blocks.append(
                 Paragraph(
                     f"{len(table.tasks)} tasks; metric per task: "
                     f"{', '.join(sorted(set(table.metrics)))}; {len(table.probe_seeds)} probe "
-                    "seeds. Rank: Holmes-style rank-normalised score (1 = best condition)."
+                    "seeds. Rank: Holmes-style rank-normalised score (1 = best condition). "
+                    "'overall (mean of tasks)': every task counts once; 'mean of subfields': "
+                    "every subfield counts once."
                 )
             )
             lookup = {(row.condition, row.scope): row for row in scores}
@@ -145,12 +208,19 @@ def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block
                         else f"{format_number(row.score_mean)} ({format_number(row.rank_score_mean, 2)})"
                     )
                 rows.append(cells)
-            blocks.append(Table(["condition", *[f"{s} (rank)" for s in table.scopes]], rows))
+            header = ["condition", *[f"{scope_label(s)} (rank)" for s in table.scopes]]
+            blocks.append(Table(header, rows))
         blocks += _contrast_blocks(comparison, *key)
         for figure in figures:
             if (figure.model, figure.dataset) == key:
                 blocks.append(Image(figure.path, figure.caption))
     return blocks
+
+
+def _contrast_order(row: ContrastRow) -> tuple:
+    """Contrast rows by pair: the subfields, then overall, then mean_of_subfields."""
+    aggregate = AGGREGATE_SCOPES.index(row.scope) if row.scope in AGGREGATE_SCOPES else -1
+    return (row.condition_a, row.condition_b, aggregate, row.scope)
 
 
 def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[Block]:
@@ -163,13 +233,15 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
         Paragraph(
             f"Win: one-sided {'Student' if options.equal_var else 'Welch'} t-test of the probe "
             f"seeds, p < {options.alpha}. Wilcoxon signed-rank ({options.alternative}, "
-            f"zero_method={options.zero_method}) on subject means; Holm across subfields, "
-            "'overall' uncorrected."
+            f"zero_method={options.zero_method}) on subject means; Holm across subfields; "
+            "'overall (mean of tasks)' and 'mean of subfields' each tested on their own, "
+            "uncorrected."
         ),
         Table(
             [
                 "a vs b",
                 "scope",
+                "alternative",
                 "subjects",
                 "score a",
                 "score b",
@@ -182,7 +254,8 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
             [
                 [
                     f"{row.condition_a} vs {row.condition_b}",
-                    row.scope,
+                    scope_label(row.scope),
+                    row.alternative,
                     str(row.n_subjects),
                     format_number(row.score_a),
                     format_number(row.score_b),
@@ -190,11 +263,9 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
                     format_number(row.win_rate_a, 2),
                     format_number(row.win_rate_b, 2),
                     format_p(row.p),
-                    format_p(row.p_holm) if row.scope != OVERALL else "-",
+                    format_p(row.p_holm) if row.scope not in AGGREGATE_SCOPES else "-",
                 ]
-                for row in sorted(
-                    rows, key=lambda r: (r.condition_a, r.condition_b, r.scope == OVERALL, r.scope)
-                )
+                for row in sorted(rows, key=_contrast_order)
             ],
         ),
     ]
@@ -220,11 +291,27 @@ def report_blocks(comparison: Comparison, figures: list[Figure], files: list[str
         blocks.append(Paragraph(f"Note: {note}"))
     blocks.append(Heading("Summary", 2))
     blocks.append(Preformatted(text_summary(comparison)))
+    blocks += _voxel_selection_blocks(comparison)
     blocks += _setting_blocks(comparison, figures)
-    pooled = _contrast_blocks(comparison, "all", "all")
-    if pooled:
+    pooled_paired = [
+        row
+        for row in comparison.paired_tests
+        if (row.model, row.dataset) == (POOLED, POOLED) and row.metric in REPORTED_PAIRED_METRICS
+    ]
+    pooled = _contrast_blocks(comparison, POOLED, POOLED)
+    if pooled_paired or pooled:
         blocks.append(Heading("All settings pooled", 2))
-        blocks += pooled
+        blocks.append(
+            Paragraph(
+                "The settings (models) of one dataset x subject are averaged first, so each "
+                "person is one pair; n counts dataset x subject pairs."
+            )
+        )
+    if pooled_paired:
+        blocks.append(Heading("Paired tests, pooled", 3))
+        blocks.append(_paired_paragraph(comparison, "dataset x subject pairs"))
+        blocks.append(_paired_table(pooled_paired))
+    blocks += pooled
     blocks.append(Heading("Files", 2))
     blocks.append(Paragraph(", ".join(files)))
     return blocks

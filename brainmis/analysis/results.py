@@ -3,7 +3,12 @@
 - ``evaluation/lm.json``: ``{"epoch": E, "lm_loss": float}``.
 - ``evaluation/brain_alignment.json``: ``{"epoch", "mean", "median", "nc_normalized",
   "n_voxels", "per_roi", ...}`` of the latest evaluation, and per evaluation
-  ``evaluation/brain_r_epoch{E}.npy``, ``(V,)`` per-voxel Pearson r.
+  ``evaluation/brain_r_epoch{E}.npy``, ``(V,)`` per-voxel Pearson r. Optional keys (absent
+  or null in older files): ``nc_ratio_of_means`` (mean r / mean ceiling over the voxels with
+  a ceiling), ``nc_median`` (median over voxels with ceiling > 0 of r / ceiling) and
+  ``voxel_selection`` = ``{"ceiling_source": str, "threshold": float | null, "counts":
+  {"total", "non_finite_dropped", "zero_variance_dropped", "in_roi", "above_ceiling",
+  "selected"}}`` (voxel counts).
 - ``evaluation/probing.csv``: long format ``run,epoch,task,subfield,seed,metric,score``.
 
 Each file is optional here (``None`` when absent); which results a study needs is decided
@@ -30,9 +35,36 @@ PROBING_FILE = "probing.csv"
 PROBING_COLUMNS = ("run", "epoch", "task", "subfield", "seed", "metric", "score")
 
 
+VOXEL_COUNT_KEYS = (
+    "total",
+    "non_finite_dropped",
+    "zero_variance_dropped",
+    "in_roi",
+    "above_ceiling",
+    "selected",
+)
+
+
+@dataclass(frozen=True)
+class VoxelSelectionRecord:
+    """How the evaluated voxels were chosen (``voxel_selection`` of brain_alignment.json).
+
+    ``threshold``: the ceiling threshold, NaN when none was used (null). ``counts``: every key
+    of ``VOXEL_COUNT_KEYS``, -1 for a count the file does not give.
+    """
+
+    ceiling_source: str
+    threshold: float
+    counts: dict[str, int]
+
+
 @dataclass(frozen=True)
 class BrainAlignment:
-    """Fresh ridge read-out of the latest evaluation. ``per_voxel_file``: its ``(V,)`` r."""
+    """Fresh ridge read-out of the latest evaluation. ``per_voxel_file``: its ``(V,)`` r.
+
+    ``nc_ratio_of_means`` and ``nc_median`` are NaN when the file does not give them;
+    ``voxel_selection`` is None then.
+    """
 
     epoch: int
     mean: float
@@ -40,6 +72,9 @@ class BrainAlignment:
     nc_normalized: float
     n_voxels: int
     per_voxel_file: Path | None
+    nc_ratio_of_means: float = math.nan
+    nc_median: float = math.nan
+    voxel_selection: VoxelSelectionRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +139,47 @@ def read_lm_result(path: Path) -> tuple[int, float]:
     return _epoch(path, values), _number(path, values, "lm_loss")
 
 
+def _voxel_selection(path: Path, value: Any) -> VoxelSelectionRecord | None:
+    """The optional ``voxel_selection`` object (None when absent or null)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BrainmisInputError(path, f"'voxel_selection' must be an object, got {value!r}")
+    source = value.get("ceiling_source")
+    if source is not None and not isinstance(source, str):
+        raise BrainmisInputError(
+            path, f"'voxel_selection.ceiling_source' must be a string, got {source!r}"
+        )
+    threshold = value.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+    ):
+        raise BrainmisInputError(
+            path, f"'voxel_selection.threshold' must be a number or null, got {threshold!r}"
+        )
+    counts = value.get("counts") or {}
+    if not isinstance(counts, dict):
+        raise BrainmisInputError(
+            path, f"'voxel_selection.counts' must be an object, got {counts!r}"
+        )
+    checked = {}
+    for key in VOXEL_COUNT_KEYS:
+        count = counts.get(key)
+        if count is not None and (
+            isinstance(count, bool) or not isinstance(count, int) or count < 0
+        ):
+            raise BrainmisInputError(
+                path,
+                f"'voxel_selection.counts.{key}' must be a non-negative integer, got {count!r}",
+            )
+        checked[key] = -1 if count is None else count
+    return VoxelSelectionRecord(
+        ceiling_source=source or "",
+        threshold=math.nan if threshold is None else float(threshold),
+        counts=checked,
+    )
+
+
 def read_brain_alignment(path: Path) -> BrainAlignment:
     """The latest brain-alignment evaluation and the path of its per-voxel r (if present)."""
     values = _read_json_object(path)
@@ -119,6 +195,9 @@ def read_brain_alignment(path: Path) -> BrainAlignment:
         nc_normalized=_number(path, values, "nc_normalized", required=False),
         n_voxels=-1 if n_voxels is None else n_voxels,
         per_voxel_file=per_voxel if per_voxel.is_file() else None,
+        nc_ratio_of_means=_number(path, values, "nc_ratio_of_means", required=False),
+        nc_median=_number(path, values, "nc_median", required=False),
+        voxel_selection=_voxel_selection(path, values.get("voxel_selection")),
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from brainmis.analysis.comparison import (
+    POOLED,
     UNIT_METRICS,
     Comparison,
     ConditionSummaryRow,
@@ -24,7 +25,7 @@ from brainmis.analysis.comparison import (
     TaskTestRow,
     WinRateRow,
 )
-from brainmis.analysis.probing_stats import OVERALL
+from brainmis.analysis.probing_stats import AGGREGATE_SCOPES, MEAN_OF_SUBFIELDS, OVERALL
 
 # file name -> (attribute of Comparison, row type)
 CSV_TABLES = {
@@ -150,8 +151,23 @@ def _mean_sem(row: ConditionSummaryRow | None) -> str:
     return f"{row.mean:.3f}{sem}"
 
 
+# Columns of the condition table: (metric, header). "task mean" = the Holmes overall (mean
+# over tasks), "subfield mean" = the mean of the subfield means.
+CONDITION_COLUMNS = (
+    ("lm_loss", "LM loss"),
+    ("brain_alignment", "brain r"),
+    ("probing_score", "probing (task mean)"),
+    ("probing_score_mean_of_subfields", "probing (subfield mean)"),
+    ("probing_rank_score", "rank (task mean)"),
+    ("probing_rank_score_mean_of_subfields", "rank (subfield mean)"),
+)
+CONDITION_HEADER = ["condition", *[header for _, header in CONDITION_COLUMNS], "subjects"]
+SCOPE_TEXT = {OVERALL: "probing (task mean)", MEAN_OF_SUBFIELDS: "probing (subfield mean)"}
+
+
 def condition_table_rows(comparison: Comparison, model: str, dataset: str) -> list[list[str]]:
-    """Rows ``[condition, LM loss, brain r, probing score, rank score, n]`` of one setting."""
+    """Rows ``[condition, *CONDITION_COLUMNS, subjects]`` of one setting: mean ± s.e.m. over
+    subjects (each subject averaged over its folds and seeds)."""
     summaries = {
         (row.condition, row.metric): row
         for row in comparison.condition_summaries
@@ -163,15 +179,12 @@ def condition_table_rows(comparison: Comparison, model: str, dataset: str) -> li
     rows = []
     for condition in setting.conditions:
         cells = [condition]
-        for metric in ("lm_loss", "brain_alignment", "probing_score", "probing_rank_score"):
+        for metric, _ in CONDITION_COLUMNS:
             cells.append(_mean_sem(summaries.get((condition, metric))))
         counts = [row.n for (c, _), row in summaries.items() if c == condition]
         cells.append(str(max(counts)) if counts else "0")
         rows.append(cells)
     return rows
-
-
-CONDITION_HEADER = ["condition", "LM loss", "brain r", "probing", "probing rank", "n"]
 
 
 def _aligned(rows: list[list[str]]) -> list[str]:
@@ -196,6 +209,7 @@ def _paired(comparison: Comparison, model: str, dataset: str, metric: str, pair:
 
 def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str]:
     """The contrasts of one setting (or of the pooled "all" setting) as text lines."""
+    unit = "subjects"
     lines = []
     for pair in comparison.options.contrasts:
         rows = [
@@ -213,17 +227,20 @@ def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str
             row = paired[metric]
             if row is not None:
                 lines.append(
-                    f"  {label:<12} {format_number(row.mean_difference, signed=True):>7}  "
+                    f"  {label:<23} {format_number(row.mean_difference, signed=True):>7}  "
                     f"paired t p={format_p(row.p_t)}, Wilcoxon p={format_p(row.p_wilcoxon)} "
-                    f"(n={row.n_pairs} subject x fold)"
+                    f"({row.alternative}; n={row.n_pairs} {unit})"
                 )
-        for row in sorted(rows, key=lambda r: (r.scope != OVERALL, r.scope)):
-            label = "probing" if row.scope == OVERALL else f"  {row.scope}"
-            holm = "" if row.scope == OVERALL else f", Holm p={format_p(row.p_holm)}"
+        order = {scope: i for i, scope in enumerate(AGGREGATE_SCOPES)}
+        for row in sorted(rows, key=lambda r: (order.get(r.scope, len(order)), r.scope)):
+            if row.scope in AGGREGATE_SCOPES:
+                label, holm = SCOPE_TEXT[row.scope], ""
+            else:
+                label, holm = f"  {row.scope}", f", Holm p={format_p(row.p_holm)}"
             lines.append(
-                f"  {label:<12} {format_number(row.difference, signed=True):>7}  "
+                f"  {label:<23} {format_number(row.difference, signed=True):>7}  "
                 f"wins {format_number(100 * row.win_rate_a, 0)}% vs {format_number(100 * row.win_rate_b, 0)}%, "
-                f"Wilcoxon p={format_p(row.p)}{holm} (n={row.n_subjects} subjects)"
+                f"Wilcoxon p={format_p(row.p)}{holm} ({row.alternative}; n={row.n_subjects} {unit})"
             )
     return lines
 
@@ -244,13 +261,19 @@ def text_summary(comparison: Comparison) -> str:
         if contrasts:
             lines += ["", *contrasts]
         blocks.append("\n".join(lines))
-    pooled = contrast_lines(comparison, "all", "all")
+    pooled = contrast_lines(comparison, POOLED, POOLED)
     if pooled:
-        blocks.append("\n".join(["== all settings pooled (subject-level pairs)", *pooled]))
+        header = (
+            "== all settings pooled (a subject's settings averaged: one pair per dataset x subject)"
+        )
+        blocks.append("\n".join([header, *pooled]))
     options = comparison.options
     blocks.append(
-        f"(mean ± s.e.m. over subject x fold units; probing wins: one-sided "
+        "(mean ± s.e.m. over subjects, each subject averaged over its folds and seeds; tests "
+        "pair subjects. probing task mean = Holmes overall, the mean over tasks; subfield mean "
+        "= the mean of the subfield means. Wins: one-sided "
         f"{'Student' if options.equal_var else 'Welch'} t-test over probe seeds, alpha="
-        f"{options.alpha}; Wilcoxon {options.alternative}, zero_method={options.zero_method})"
+        f"{options.alpha}. Contrast tests of brain r and probing {options.alternative}, LM "
+        f"loss two-sided; Wilcoxon zero_method={options.zero_method})"
     )
     return "\n\n".join(blocks)

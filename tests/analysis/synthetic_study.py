@@ -1,12 +1,17 @@
 """Write a synthetic matrix of finished run folders, as training + evaluation would leave them.
 
-Each run folder (``<root>/<model>/<dataset>/<condition>/sub-<S>_fold-<F>/version_0``) holds a
+Each run folder (``<root>/<model>/<dataset>/<condition>/sub-<S>_fold-<F>/version_0``, with
+``_seed-<seed>`` after the fold when the spec has several training seeds) holds a
 ``run_manifest.json``, real TensorBoard event files, ``evaluation/lm.json``,
 ``evaluation/brain_alignment.json``, ``evaluation/brain_r_epoch{E}.npy`` and
 ``evaluation/probing.csv`` with two epochs (only the last should be used). Values are seeded
 random numbers around planted condition effects, so the expected direction of every contrast
 is known: brain alignment tuned > preserving > misaligned, LM loss nearly equal, probing
 tuned > preserving > misaligned by ``PROBING_EFFECT`` per task.
+
+For tests of the statistics a spec can plant a per-subject effect (``brain_effect``, added
+to the brain mean of a (condition, subject)), set the run-to-run (fold) noise, and leave out
+the parts a test does not need (event files, per-voxel arrays, probing) to stay fast.
 """
 
 from __future__ import annotations
@@ -42,12 +47,58 @@ class StudySpec:
     epochs: int = 2
     random_seed: int = 0
     written: list[Path] = field(default_factory=list)
+    # Training seeds; empty means ``(seed,)``.
+    seeds: tuple[int, ...] = ()
+    # Condition -> brain mean before subject offsets and effects.
+    brain_means: dict[str, float] = field(default_factory=lambda: dict(BRAIN_MEAN))
+    # (condition, subject) -> added to that subject's brain mean in that condition.
+    brain_effect: dict[tuple[str, str], float] = field(default_factory=dict)
+    # Standard deviations: between runs (folds, seeds) and between voxels of a run.
+    fold_noise: float = 0.01
+    voxel_noise: float = 0.1
+    write_events: bool = True
+    write_per_voxel: bool = True
+    write_probing: bool = True
+    # Also write the newer brain_alignment.json keys: nc_ratio_of_means, nc_median and
+    # voxel_selection (counts depend on the subject only).
+    newer_brain_keys: bool = False
+
+    @property
+    def training_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
 
 
 def run_folder(
-    root: Path, model: str, dataset: str, condition: str, subject: str, fold: int
+    root: Path,
+    model: str,
+    dataset: str,
+    condition: str,
+    subject: str,
+    fold: int,
+    seed: int | None = None,
 ) -> Path:
-    return root / model / dataset / condition / f"sub-{subject}_fold-{fold}" / "version_0"
+    name = f"sub-{subject}_fold-{fold}" + ("" if seed is None else f"_seed-{seed}")
+    return root / model / dataset / condition / name / "version_0"
+
+
+def voxel_selection_record(subject_index: int) -> dict:
+    """The ``voxel_selection`` a newer evaluation writes, made up per subject."""
+    total = 1000 + 10 * subject_index
+    non_finite, constant = subject_index % 2, 3
+    in_roi = 400 + subject_index
+    above = 300 + subject_index
+    return {
+        "ceiling_source": "inter_subject",
+        "threshold": 0.05,
+        "counts": {
+            "total": total,
+            "non_finite_dropped": non_finite,
+            "zero_variance_dropped": constant,
+            "in_roi": in_roi,
+            "above_ceiling": above,
+            "selected": min(in_roi, above) - 50,
+        },
+    }
 
 
 def task_names(spec: StudySpec) -> list[tuple[str, str, str]]:
@@ -92,20 +143,28 @@ def write_run(
     task_base: dict[str, float],
     status: str = "complete",
 ) -> None:
-    condition = identity["condition"]
+    condition, subject = identity["condition"], identity["subject"]
     evaluation = folder / "evaluation"
     evaluation.mkdir(parents=True)
     manifest = {"identity": identity, "status": status, "seed": identity["seed"]}
     (folder / "run_manifest.json").write_text(json.dumps(manifest, indent=1))
-    write_event_file(folder, condition, spec.n_steps, rng)
+    if spec.write_events:
+        write_event_file(folder, condition, spec.n_steps, rng)
     last_epoch = spec.epochs - 1
-    lm_loss = LM_LOSS.get(condition, 3.1) + rng.normal(0, 0.01)
+    lm_loss = LM_LOSS.get(condition, 3.1) + rng.normal(0, spec.fold_noise)
     (evaluation / "lm.json").write_text(json.dumps({"epoch": last_epoch, "lm_loss": lm_loss}))
-    brain_mean = BRAIN_MEAN.get(condition, 0.2) + subject_offset + rng.normal(0, 0.01)
+    brain_mean = (
+        spec.brain_means.get(condition, 0.2)
+        + spec.brain_effect.get((condition, subject), 0.0)
+        + subject_offset
+        + rng.normal(0, spec.fold_noise)
+    )
     for epoch in range(spec.epochs):
-        r = np.clip(rng.normal(brain_mean * (epoch + 1) / spec.epochs, 0.1, spec.n_voxels), -1, 1)
-        np.save(evaluation / f"brain_r_epoch{epoch}.npy", r.astype(np.float32))
-    r = np.load(evaluation / f"brain_r_epoch{last_epoch}.npy")
+        mean = brain_mean * (epoch + 1) / spec.epochs
+        r = np.clip(rng.normal(mean, spec.voxel_noise, spec.n_voxels), -1, 1).astype(np.float32)
+        if spec.write_per_voxel:
+            np.save(evaluation / f"brain_r_epoch{epoch}.npy", r)
+    r = r.astype(np.float64)
     brain = {
         "epoch": last_epoch,
         "mean": float(r.mean()),
@@ -115,7 +174,13 @@ def write_run(
         "per_roi": {"IFG": {"mean": float(r[:100].mean())}},
         "leakage_mlp": {"mean": 0.0},
     }
+    if spec.newer_brain_keys:
+        brain["nc_ratio_of_means"] = float(r.mean() / 0.5)
+        brain["nc_median"] = float(np.median(r) / 0.55)
+        brain["voxel_selection"] = voxel_selection_record(spec.subjects.index(subject))
     (evaluation / "brain_alignment.json").write_text(json.dumps(brain, indent=1))
+    if not spec.write_probing:
+        return
     with (evaluation / "probing.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["run", "epoch", "task", "subfield", "seed", "metric", "score"])
@@ -152,15 +217,26 @@ def write_synthetic_study(root: Path, spec: StudySpec | None = None) -> StudySpe
             for condition in spec.conditions:
                 for subject in spec.subjects:
                     for fold in spec.folds:
-                        identity = {
-                            "model": model,
-                            "dataset": dataset,
-                            "subject": subject,
-                            "fold": fold,
-                            "condition": condition,
-                            "seed": spec.seed,
-                        }
-                        folder = run_folder(root, model, dataset, condition, subject, fold)
-                        write_run(folder, identity, spec, rng, subject_offsets[subject], task_base)
-                        spec.written.append(folder)
+                        for seed in spec.training_seeds:
+                            identity = {
+                                "model": model,
+                                "dataset": dataset,
+                                "subject": subject,
+                                "fold": fold,
+                                "condition": condition,
+                                "seed": seed,
+                            }
+                            folder = run_folder(
+                                root,
+                                model,
+                                dataset,
+                                condition,
+                                subject,
+                                fold,
+                                seed if len(spec.training_seeds) > 1 else None,
+                            )
+                            write_run(
+                                folder, identity, spec, rng, subject_offsets[subject], task_base
+                            )
+                            spec.written.append(folder)
     return spec

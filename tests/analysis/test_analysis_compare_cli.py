@@ -82,7 +82,7 @@ def test_condition_means_match_the_run_files(full_comparison):
     rows = {(r["condition"], r["metric"]): r for r in read_csv(out / "condition_summary.csv")}
     for key, values in expected.items():
         row = rows[key]
-        assert int(row["n"]) == 6
+        assert int(row["n"]) == 6 and int(row["n_runs"]) == 6  # one fold: a run per subject
         assert float(row["mean"]) == pytest.approx(np.mean(values))
         assert float(row["sem"]) == pytest.approx(np.std(values, ddof=1) / np.sqrt(6))
 
@@ -99,17 +99,21 @@ def test_latest_epoch_is_used(full_comparison):
 def test_planted_effects_come_out_in_the_contrasts(full_comparison):
     _, out, _ = full_comparison
     contrasts = read_csv(out / "contrasts.csv")
+    aggregates = [r for r in contrasts if r["scope"] in ("overall", "mean_of_subfields")]
     overall = {
         (r["condition_a"], r["condition_b"]): r for r in contrasts if r["scope"] == "overall"
     }
     assert set(overall) == {("preserving", "misaligned"), ("tuned", "preserving")}
-    for row in overall.values():
+    assert len(aggregates) == 2 * 2
+    for row in aggregates:
         assert float(row["difference"]) > 0
         assert int(row["n_subjects"]) == 6
+        assert row["alternative"] == "two-sided"
         # all 6 subjects positive: exact two-sided Wilcoxon p = 2 / 2**6
         assert float(row["p"]) == pytest.approx(2 / 64)
+        assert row["p_holm"] == ""  # aggregates are not part of the Holm family
         assert float(row["win_rate_a"]) > 0.8 and float(row["win_rate_b"]) < 0.05
-    subfields = [r for r in contrasts if r["scope"] != "overall"]
+    subfields = [r for r in contrasts if r not in aggregates]
     assert len(subfields) == 2 * 5
     # five subfields each at p = 1/32: Holm multiplies the smallest by 5 and keeps it monotone
     assert all(float(r["p_holm"]) == pytest.approx(5 / 32) for r in subfields)
@@ -127,11 +131,11 @@ def test_the_printed_table(full_comparison):
     _, out, stdout = full_comparison
     lines = stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("condition"))
-    assert lines[header].split() == ["condition", "LM", "loss", "brain", "r", "probing"] + [
-        "probing",
-        "rank",
-        "n",
-    ]
+    assert lines[header].split() == (
+        ["condition", "LM", "loss", "brain", "r", "probing", "(task", "mean)", "probing"]
+        + ["(subfield", "mean)", "rank", "(task", "mean)", "rank", "(subfield", "mean)"]
+        + ["subjects"]
+    )
     assert [lines[header + k].split()[0] for k in range(1, 5)] == [
         "pretrained",
         "preserving",
@@ -177,7 +181,8 @@ def test_allow_incomplete_goes_on_and_says_what_it_dropped(small_study, tmp_path
         ("preserving", "misaligned"),
         ("tuned", "preserving"),
     }
-    assert {int(r["n_subjects"]) for r in pooled if r["scope"] == "overall"} == {4}
+    # each subject once: the two models of a subject are averaged into one pair
+    assert {int(r["n_subjects"]) for r in pooled if r["scope"] == "overall"} == {2}
     assert "== all settings pooled" in captured.out
 
 

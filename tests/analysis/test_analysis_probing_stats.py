@@ -36,8 +36,8 @@ def hand_table() -> ProbingTable:
     )
 
 
-def test_scopes_are_sorted_subfields_then_overall():
-    assert hand_table().scopes == ["semantics", "syntax", "overall"]
+def test_scopes_are_sorted_subfields_then_the_two_aggregates():
+    assert hand_table().scopes == ["semantics", "syntax", "overall", "mean_of_subfields"]
 
 
 def test_pair_wins_by_hand():
@@ -62,24 +62,26 @@ def test_win_rates_within_subfield_then_across():
     table = hand_table()
     wins = probing_stats.pair_wins(table, "a", "b", alpha=0.05, equal_var=False)
     rate_a, rate_b = probing_stats.win_rates(table, wins)
-    # unit 0: semantics a 0/1, syntax a 1/2 -> overall (0 + 0.5) / 2
-    np.testing.assert_allclose(rate_a[0], [0.0, 0.5, 0.25])
-    np.testing.assert_allclose(rate_b[0], [1.0, 0.0, 0.5])
-    # unit 1: semantics untested (NaN), syntax a 2/2 -> overall over the subfields there
+    # unit 0: semantics a 0/1, syntax a 1/2 -> overall = 1 of 3 tested tasks won,
+    # mean of subfields (0 + 0.5) / 2
+    np.testing.assert_allclose(rate_a[0], [0.0, 0.5, 1 / 3, 0.25])
+    np.testing.assert_allclose(rate_b[0], [1.0, 0.0, 1 / 3, 0.5])
+    # unit 1: semantics untested (NaN), syntax a 2/2 -> both aggregates over what was tested
     assert np.isnan(rate_a[1, 0])
-    np.testing.assert_allclose(rate_a[1, 1:], [1.0, 1.0])
+    np.testing.assert_allclose(rate_a[1, 1:], [1.0, 1.0, 1.0])
 
 
 def test_subfield_scores_and_subject_means():
     table = hand_table()
     scores = probing_stats.subfield_scores(table)
-    # condition a, unit 0: semantics 0.5, syntax (0.8 + 0.6) / 2 = 0.7, overall 0.6
-    np.testing.assert_allclose(scores[0, 0], [0.5, 0.7, 0.6])
-    # condition b, unit 1: semantics missing -> overall = syntax only
+    # condition a, unit 0: semantics 0.5, syntax (0.8 + 0.6) / 2 = 0.7;
+    # overall = mean of the 3 tasks (0.8 + 0.6 + 0.5) / 3, mean of subfields (0.5 + 0.7) / 2
+    np.testing.assert_allclose(scores[0, 0], [0.5, 0.7, 1.9 / 3, 0.6])
+    # condition b, unit 1: semantics missing -> both aggregates = syntax only
     assert np.isnan(scores[1, 1, 0])
-    np.testing.assert_allclose(scores[1, 1, 1:], [0.7, 0.7])
+    np.testing.assert_allclose(scores[1, 1, 1:], [0.7, 0.7, 0.7])
     per_subject = probing_stats.subject_means(table, scores)
-    assert per_subject.shape == (2, 1, 3)
+    assert per_subject.shape == (2, 1, 4)
     # a, syntax: units 0.7 and 0.8 -> 0.75
     assert per_subject[0, 0, 1] == pytest.approx(0.75)
 
@@ -88,8 +90,9 @@ def test_rank_normalised_scores_by_hand():
     table = hand_table()
     ranks = probing_stats.rank_normalised_scores(table)
     # unit 0: t1 a best (a 1, b 0), t2 tie (0.5, 0.5), t3 b best (a 0, b 1)
-    # semantics: a 0, b 1; syntax: a 0.75, b 0.25; overall: a 0.375, b 0.625
-    np.testing.assert_allclose(ranks[:, 0, :], [[0.0, 0.75, 0.375], [1.0, 0.25, 0.625]])
+    # semantics: a 0, b 1; syntax: a 0.75, b 0.25; overall (3 tasks): a 1.5 / 3, b 1.5 / 3;
+    # mean of subfields: a 0.375, b 0.625
+    np.testing.assert_allclose(ranks[:, 0, :], [[0.0, 0.75, 0.5, 0.375], [1.0, 0.25, 0.5, 0.625]])
     # unit 1, t3 only a has it: not ranked -> semantics NaN for both
     assert np.isnan(ranks[:, 1, 0]).all()
     np.testing.assert_allclose(ranks[:, 1, 1], [1.0, 0.0])
