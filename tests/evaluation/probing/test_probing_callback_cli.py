@@ -13,9 +13,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from brainmis.cli import main as brainmis_main
 from brainmis.evaluation.probing.callback import ProbingCallback
-from brainmis.evaluation.probing.cli import load_checkpoint_model
 from brainmis.evaluation.probing.results_file import COLUMNS, read_probing_csv
 from brainmis.models.backbone import load_backbone
+from brainmis.models.checkpoint import load_checkpoint_module
 
 TASKS = ["negation", "animacy"]
 
@@ -52,7 +52,9 @@ def test_callback_logs_scalars_and_appends_csv_each_epoch(tiny_gpt2_dir, tmp_pat
     trainer.fit(TinyLMModule(tiny_gpt2_dir))
     rows = read_probing_csv(tmp_path / "logs" / "run" / "version_0" / "evaluation" / "probing.csv")
     assert tuple(rows[0]) == COLUMNS
-    assert {r["epoch"] for r in rows} == {"0", "1"}  # fit end does not probe epoch 1 twice
+    # epochs finished: 1 after the first epoch, 2 after the second; fit end does not probe
+    # epoch 2 twice
+    assert {r["epoch"] for r in rows} == {"1", "2"}
     assert {r["run"] for r in rows} == {"run/version_0"}
     assert {r["task"] for r in rows} == set(TASKS)
     assert {r["seed"] for r in rows} == {"0", "1"}
@@ -72,7 +74,7 @@ def test_probe_command_on_a_model_folder(tiny_gpt2_dir, tmp_path, capsys):
             "--out", str(out)]  # fmt: skip
     assert brainmis_main(argv) == 0
     rows = read_probing_csv(out / "probing.csv")
-    assert {r["epoch"] for r in rows} == {"-1"}
+    assert {r["epoch"] for r in rows} == {"0"}  # the pretrained model: no epoch finished
     metrics = {r["metric"] for r in rows}
     assert {
         "accuracy",
@@ -137,12 +139,12 @@ def test_checkpoint_is_rebuilt_from_the_run_config(tiny_gpt2_dir, tmp_path):
     (run / "checkpoints").mkdir(parents=True)
     config = {"model": {"pretrained_path": str(tiny_gpt2_dir), "condition": "tuned"}}
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    ckpt = run / "checkpoints" / "epoch=3.ckpt"
-    torch.save({"state_dict": trainable, "epoch": 3}, ckpt)
-    loaded, epoch = load_checkpoint_model(ckpt)
-    assert epoch == 3
-    assert torch.equal(loaded.state_dict()[lora_key], trainable[lora_key])
-    assert loaded.head.linear.weight.shape[0] == 3  # n_voxels read from the head weights
+    ckpt = run / "checkpoints" / "epoch=2.ckpt"
+    torch.save({"state_dict": trainable, "epoch": 2}, ckpt)  # 0-based index: 3 epochs finished
+    loaded = load_checkpoint_module(ckpt)
+    assert loaded.epoch == 3
+    assert torch.equal(loaded.module.state_dict()[lora_key], trainable[lora_key])
+    assert loaded.module.head.linear.weight.shape[0] == 3  # n_voxels read from the head weights
     out = tmp_path / "out"
     argv = ["probe", "--ckpt", str(ckpt), "--builtin", "--tasks", "negation", "--max-items", "40",
             "--seeds", "0", "--cache-dir", str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
