@@ -54,7 +54,7 @@ UNIT_METRICS = {
     "lm_loss": "held-out LM loss (nats/token)",
     "brain_alignment": "brain alignment, mean voxel r (fresh ridge)",
     "brain_alignment_median": "brain alignment, median voxel r",
-    "brain_alignment_nc_normalized": "brain alignment / noise ceiling, as the evaluation reports it",
+    "brain_alignment_nc_normalized": "mean over voxels with ceiling > 0 of r / ceiling",
     "brain_alignment_nc_ratio_of_means": "mean voxel r / mean noise ceiling (voxels with a ceiling)",
     "brain_alignment_nc_median": "median over voxels with ceiling > 0 of r / ceiling",
     "probing_score": "probing score, overall = mean over tasks",

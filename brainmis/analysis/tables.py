@@ -273,7 +273,8 @@ def text_summary(comparison: Comparison) -> str:
         "pair subjects. probing task mean = Holmes overall, the mean over tasks; subfield mean "
         "= the mean of the subfield means. Wins: one-sided "
         f"{'Student' if options.equal_var else 'Welch'} t-test over probe seeds, alpha="
-        f"{options.alpha}. Contrast tests of brain r and probing {options.alternative}, LM "
-        f"loss two-sided; Wilcoxon zero_method={options.zero_method})"
+        f"{options.alpha}. Contrast tests of brain r and probing: {options.alternative}; LM "
+        f"loss and pairs that are no contrast: two-sided; Wilcoxon zero_method="
+        f"{options.zero_method})"
     )
     return "\n\n".join(blocks)
