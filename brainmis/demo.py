@@ -10,11 +10,11 @@ is used.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
@@ -102,7 +102,7 @@ def run_summary(run_dir: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="brainmis demo", description=__doc__.split("\n\n")[0])
+    parser = ToolArgumentParser(prog="brainmis demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="new or empty folder")
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     parser.add_argument("--subjects", nargs="+", default=None, help="default: every subject")

@@ -26,3 +26,18 @@ def refuse_non_empty_dir(path: str | Path) -> Path:
             path, "output folder exists and is not empty; choose a new folder or empty it first"
         )
     return path
+
+
+def missing_model_folder(path: str | Path) -> BrainmisInputError:
+    """The error for a model (or tokenizer) folder that does not exist. Nothing is downloaded
+    at run time, so a model-hub name (``gpt2``, ``meta-llama/Llama-3.2-1B``) needs a local copy."""
+    path = Path(path)
+    looks_like_hub_name = not path.is_absolute() and len(path.parts) <= 2
+    what = "a model-hub name" if looks_like_hub_name else "a model"
+    return BrainmisInputError(
+        path,
+        f"no local model folder here, and nothing is downloaded at run time. For {what}, make "
+        "a local copy on a machine with access: from_pretrained(NAME) then "
+        "save_pretrained(FOLDER) for both the model and its tokenizer (or `huggingface-cli "
+        "download NAME --local-dir FOLDER`), and set model.pretrained_path to FOLDER",
+    )

@@ -13,6 +13,7 @@ previous copy (a requeued SLURM job writes it again into the same folder).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,23 @@ from brainmis.data.datamodule import BrainDataModule
 from brainmis.launch.manifest import RunManifestCallback
 from brainmis.launch.requeue import SlurmRequeueCallback
 from brainmis.models.module import BrainMisalignmentModule
+from brainmis.training_checks import (
+    LightningUsageError,
+    OneLineErrorParser,
+    check_config_files,
+    check_linked_n_voxels,
+    check_resume_checkpoint,
+    config_file_setting,
+    refuse_used_run_folder,
+    usage_error,
+)
 
 DEFAULT_SEED = 42
 DEFAULT_RUN_NAME = "brainmis"
 TENSORBOARD_LOGGER = "lightning.pytorch.loggers.TensorBoardLogger"
 DEFAULT_FIT_CALLBACKS = (RunManifestCallback, SlurmRequeueCallback)
+# Lightning warns when ``args`` are given while sys.argv has arguments: ours are sys.argv
+ARGS_AND_ARGV_WARNING = "LightningCLI's args parameter is intended"
 
 
 def shuffle_targets_for(condition: str) -> bool:
@@ -72,17 +85,52 @@ class BrainmisCLI(LightningCLI):
                     trainer.callbacks.append(callback_type())
         return trainer
 
+    def instantiate_classes(self) -> None:
+        """Build the classes, then refuse a ``model.n_voxels`` set in a config that the data
+        contradict (the link from ``data.n_voxels`` would override it silently)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        requested = config.model.get("n_voxels")
+        super().instantiate_classes()
+        if requested is not None:
+            given_in = config_file_setting(config.get("config") or [], "model", "n_voxels")
+            check_linked_n_voxels(requested, self.datamodule.n_voxels, given_in)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse, then check ``--ckpt_path`` before LightningCLI reads its hyperparameters."""
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            check_resume_checkpoint(self.config[subcommand].get("ckpt_path"))
+
+    def before_fit(self) -> None:
+        """Refuse the run folder before the trainer writes anything into it."""
+        refuse_used_run_folder(self.trainer, "fit")
+
+    def before_validate(self) -> None:
+        refuse_used_run_folder(self.trainer, "validate")
+
+    def before_test(self) -> None:
+        refuse_used_run_folder(self.trainer, "test")
+
 
 def run_lightning_cli(args: list[str]) -> BrainmisCLI:
     """Run ``brainmis <fit|validate|test> ...``; ``args`` starts with the subcommand.
 
     A ``BrainmisInputError`` raised while building the datamodule or the model propagates
-    unchanged to the caller (``brainmis.cli.main`` prints its one line and exits 2).
+    unchanged to the caller (``brainmis.cli.main`` prints its one line and exits 2); so does
+    a usage error of the parser, as one line pointing at ``--help`` instead of the usage.
     """
-    return BrainmisCLI(
-        BrainMisalignmentModule,
-        BrainDataModule,
-        seed_everything_default=DEFAULT_SEED,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
+    check_config_files(args)
+    try:
+        with warnings.catch_warnings():  # ``args`` are sys.argv here: nothing to warn about
+            warnings.filterwarnings("ignore", message=ARGS_AND_ARGV_WARNING)
+            return BrainmisCLI(
+                BrainMisalignmentModule,
+                BrainDataModule,
+                seed_everything_default=DEFAULT_SEED,
+                save_config_kwargs={"overwrite": True},
+                parser_class=OneLineErrorParser,
+                args=args,
+            )
+    except LightningUsageError as error:
+        raise usage_error(error, args[0]) from None

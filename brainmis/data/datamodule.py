@@ -45,7 +45,7 @@ from brainmis.data.window_tokens import (
     pad_token_id,
     tokenize_windows,
 )
-from brainmis.errors import BrainmisInputError
+from brainmis.errors import BrainmisInputError, missing_model_folder
 
 
 class WindowDataset(Dataset):
@@ -87,8 +87,12 @@ def load_tokenizer(path: str | Path) -> Any:
     from transformers import AutoTokenizer
 
     path = Path(path)
+    if not path.exists():
+        raise missing_model_folder(path)
     if not path.is_dir():
-        raise BrainmisInputError(path, "tokenizer folder not found")
+        raise BrainmisInputError(
+            path, "tokenizer path is a file; expected a save_pretrained folder"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError, TypeError) as error:

@@ -11,24 +11,17 @@ file of an existing bundle.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.data.bundle import bundle_checksum, load_bundle, write_bundle
 from brainmis.data.readers import LAYOUT_READERS, read_layout, read_source
 from brainmis.data.records import BrainDataset
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one ``BrainmisInputError`` line (exit 2, via the CLI)."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise BrainmisInputError(None, f"{message} (see brainmis prepare --help)")
-
-
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
+def build_parser() -> ToolArgumentParser:
+    parser = ToolArgumentParser(
         prog="brainmis prepare",
         description="Turn a source dataset into a canonical bundle (or verify a bundle).",
     )

@@ -9,16 +9,16 @@ one: ``brainmis prepare DIR --out BUNDLE`` (DIR holds ``source.yaml``).
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.data.synthetic import LAYOUTS, SyntheticSpec, generate_synthetic
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> ToolArgumentParser:
     defaults = SyntheticSpec()
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="brainmis synth",
         description="Write a synthetic fMRI dataset (known ground truth) in a real on-disk layout.",
     )

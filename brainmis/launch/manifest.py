@@ -288,6 +288,19 @@ class RunManifestCallback(Callback):
             record["checksum"] = bundle_checksum(bundle_path)
         return record
 
+    def refuse_complete(self, folder: Path) -> RunManifest | None:
+        """The manifest of ``folder`` (None without one); raise if it says ``complete`` and
+        ``allow_complete`` is off. ``brainmis fit`` calls this before the trainer writes
+        anything into the folder; ``setup`` calls it again."""
+        previous = read_manifest(folder)
+        if previous is not None and previous.status == "complete" and not self.allow_complete:
+            raise BrainmisInputError(
+                folder / MANIFEST_NAME,
+                "this run folder holds a complete run; refusing to train into it again "
+                "(choose a new folder, or set allow_complete to append a new attempt)",
+            )
+        return previous
+
     # --- Lightning hooks -----------------------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -295,13 +308,7 @@ class RunManifestCallback(Callback):
             return
         # ``trainer.log_dir`` broadcasts from rank 0: read it here, on every rank, once
         folder = Path(trainer.log_dir or trainer.default_root_dir)
-        previous = read_manifest(folder)  # every rank checks: all refuse together
-        if previous is not None and previous.status == "complete" and not self.allow_complete:
-            raise BrainmisInputError(
-                folder / MANIFEST_NAME,
-                "this run folder holds a complete run; refusing to train into it again "
-                "(choose a new folder, or set allow_complete to append a new attempt)",
-            )
+        previous = self.refuse_complete(folder)  # every rank checks: all refuse together
         self._attempt_started = time.time()
         if not trainer.is_global_zero:
             return

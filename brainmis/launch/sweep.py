@@ -18,7 +18,6 @@ every ``brainmis fit`` (e.g. ``-- --trainer.max_epochs=1``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -29,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError
 from brainmis.launch.manifest import read_manifest
 from brainmis.launch.matrix import Matrix, RunSpec, compose_config, load_matrix
@@ -222,8 +222,8 @@ def run_local(runs: list[PlannedRun], fit_args: list[str], workdir: Path, logs: 
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> ToolArgumentParser:
+    parser = ToolArgumentParser(
         prog="brainmis sweep",
         description="Expand an experiment matrix into runs; print, run locally or on SLURM.",
         epilog="Arguments after `--` are passed to every `brainmis fit`.",

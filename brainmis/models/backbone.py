@@ -20,7 +20,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from brainmis.errors import BrainmisInputError
+from brainmis.errors import BrainmisInputError, missing_model_folder
 
 FAMILIES = ("bert", "gpt2", "llama")
 MASKED_LM_FAMILIES = ("bert",)
@@ -47,15 +47,7 @@ def check_local_folder(pretrained_path: str | Path) -> Path:
     """Return the folder as a Path, or raise a one-line error saying what is missing."""
     path = Path(pretrained_path)
     if not path.exists():
-        looks_like_hub_name = not path.is_absolute() and len(path.parts) <= 2
-        hint = (
-            " It looks like a model-hub name: nothing is fetched at run time; download the"
-            " model once (e.g. `huggingface-cli download NAME --local-dir FOLDER`) and set"
-            " model.pretrained_path to that folder"
-            if looks_like_hub_name
-            else " Set model.pretrained_path to a folder written by save_pretrained"
-        )
-        raise BrainmisInputError(path, f"no local model folder here.{hint}.")
+        raise missing_model_folder(path)
     if not path.is_dir():
         raise BrainmisInputError(path, "model path is a file; expected a save_pretrained folder")
     if not (path / "config.json").is_file():

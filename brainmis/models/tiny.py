@@ -8,7 +8,6 @@ something.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.models.backbone import FAMILIES, MASKED_LM_FAMILIES
 from brainmis.models.masking import mask_tokens
@@ -233,7 +233,7 @@ def make_tiny_model(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="brainmis make-tiny-model",
         description="Build a tiny model + tokenizer trained on a text, saved with save_pretrained.",
     )

@@ -218,7 +218,7 @@ def test_bad_arguments_are_one_line_input_errors(bert_path, kwargs, message):
 
 
 def test_tokenizer_problems(tmp_path, bert_path):
-    with pytest.raises(BrainmisInputError, match="tokenizer folder not found"):
+    with pytest.raises(BrainmisInputError, match="nothing is downloaded at run time"):
         make(str(tmp_path / "missing"))
     with pytest.raises(BrainmisInputError, match="max_length 2 leaves no room"):
         make(bert_path, max_length=2)  # [CLS] + [SEP] fill it, refused before setup()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import yaml
 
 from brainmis.cli import main
@@ -82,7 +81,9 @@ def test_synth_bad_value_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert "--subjects must be at least 1" in capsys.readouterr().err
 
 
-def test_synth_unknown_layout_is_an_argparse_error(tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["synth", "--layout", "bids", "--out", str(tmp_path / "y")])
-    assert exit_info.value.code == 2
+def test_synth_unknown_layout_is_a_one_line_usage_error(tmp_path, capsys):
+    assert main(["synth", "--layout", "bids", "--out", str(tmp_path / "y")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("brainmis synth: error: argument --layout")
+    assert "invalid choice: 'bids'" in error and "(see brainmis synth --help)" in error
+    assert not (tmp_path / "y").exists()

@@ -158,6 +158,14 @@ def test_bad_matrix_exits_2_with_one_line(
     assert not (tmp_path / "o").exists()
 
 
-def test_submit_needs_slurm(matrix: Path, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
-        brainmis(["sweep", str(matrix), "--out", str(tmp_path / "o"), "--local", "--submit"])
+def test_submit_needs_slurm(
+    matrix: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        brainmis(["sweep", str(matrix), "--out", str(tmp_path / "o"), "--local", "--submit"]) == 2
+    )
+    error = capsys.readouterr().err
+    assert (
+        error == "brainmis sweep: error: --submit goes with --slurm (see brainmis sweep --help)\n"
+    )
+    assert not (tmp_path / "o").exists()

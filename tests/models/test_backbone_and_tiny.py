@@ -30,7 +30,7 @@ def test_tiny_model_loads_through_the_backbone_path(tiny_models, family):
 
 def test_hub_name_without_local_copy_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(BrainmisInputError, match="nothing is fetched at run time"):
+    with pytest.raises(BrainmisInputError, match="nothing is downloaded at run time"):
         load_backbone("meta-llama/Llama-3.2-1B")
 
 
