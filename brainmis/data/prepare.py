@@ -38,7 +38,8 @@ def build_parser() -> ToolArgumentParser:
 
 
 def summary_lines(dataset: BrainDataset) -> list[str]:
-    """One line for the dataset, one per subject: runs, TRs (kept), voxels, words."""
+    """One line for the dataset, one per subject: runs, TRs (kept), voxels, words; then one
+    ``note:`` line per reader note (``BrainDataset.notes``)."""
     lines = [f"dataset {dataset.name}: TR {dataset.tr:g} s, {len(dataset.subjects)} subject(s)"]
     for subject in dataset.subjects.values():
         n_trs = sum(len(run.tr_times) for run in subject.runs)
@@ -56,7 +57,7 @@ def summary_lines(dataset: BrainDataset) -> list[str]:
             f"  subject {subject.name}: {len(subject.runs)} runs, {n_trs} TRs ({n_kept} kept), "
             f"{subject.n_voxels} voxels, {n_words} words; {', '.join(extras)}"
         )
-    return lines
+    return lines + [f"note: {note}" for note in dataset.notes]
 
 
 def main(argv: list[str]) -> int:

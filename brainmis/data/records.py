@@ -74,8 +74,14 @@ class Subject:
 
 @dataclass
 class BrainDataset:
-    """A dataset: its name, the repetition time and its subjects (name -> Subject)."""
+    """A dataset: its name, the repetition time and its subjects (name -> Subject).
+
+    ``notes``: what a reader accepted but the user should know (e.g. atlas labels without a
+    name, files outside the source root), one line each; ``brainmis prepare`` prints them.
+    Not stored in bundles.
+    """
 
     name: str
     tr: float
     subjects: dict[str, Subject]
+    notes: list[str] = field(default_factory=list)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import string
 import types
 import typing
 from collections.abc import Mapping
@@ -121,6 +122,18 @@ def parse_source_manifest(
         options=parse_mapping(content.get("options"), "options", path),
         files=parse_mapping(content.get("files"), "files", path),
     )
+
+
+def files_outside_root(manifest: SourceManifest) -> list[str]:
+    """One note per ``files:`` override that points outside the source root (an absolute
+    path or one climbing out with ``..``): allowed, but the user should know."""
+    notes = []
+    for key, template in manifest.files.items():
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        example = (manifest.root / template.format(**dict.fromkeys(fields, "x"))).resolve()
+        if not example.is_relative_to(manifest.root):
+            notes.append(f"files.{key} ({template}) points outside the source root {manifest.root}")
+    return notes
 
 
 def parse_subjects(value: Any, path: Path | None) -> list[str] | None:

@@ -52,6 +52,8 @@ def main(argv: list[str]) -> int:
     out = refuse_non_empty_dir(args.out)
     if args.subjects < 1:
         raise BrainmisInputError(None, f"--subjects must be at least 1, got {args.subjects}")
+    if args.seed < 0:
+        raise BrainmisInputError(None, f"--seed must be >= 0, got {args.seed}")
     try:
         generate_synthetic(
             args.layout,

@@ -20,6 +20,7 @@ from tiny_sources import (
 
 from brainmis.cli import main
 from brainmis.data import layouts
+from brainmis.data.bundle import load_bundle
 
 HP_OPTIONS = {"trim_start": HP_TRIM[0], "trim_end": HP_TRIM[1]}
 MOTH_OPTIONS = {"trim_start": 2, "trim_end": 1, "tr": 1.5}
@@ -193,6 +194,62 @@ def matlab_v73_file(tmp):
     return tmp / "src", "subject_1.mat", "MATLAB v7.3 (HDF5) files are not supported"
 
 
+def hp_words_without_words(tmp):
+    source = hp(tmp)
+    np.save(source / layouts.HP_WORDS, np.array([], dtype="<U8"))
+    np.save(source / layouts.HP_TIME_WORDS, np.array([], dtype=np.float64))
+    return source, "words_fmri.npy", "holds no words (0 item(s)"
+
+
+def hp_words_only_paragraph_marks(tmp):
+    source = hp(tmp)
+    np.save(source / layouts.HP_WORDS, np.array(["+"] * len(HP_ITEM_ONSETS)))
+    return source, "words_fmri.npy", "holds no words (7 item(s), none a word"
+
+
+def hp_without_tr_times(tmp):
+    source = hp(tmp)
+    np.save(source / layouts.HP_TIME_FMRI, np.array([], dtype=np.float64))
+    np.save(source / layouts.HP_RUNS_FMRI, np.array([], dtype=np.int64))
+    return source, "time_fmri.npy", "holds no TR times"
+
+
+def moth_single_repeat(tmp):
+    source = moth(tmp)
+    path = layouts.moth_val(source, "01")
+    with h5py.File(path, "a") as handle:
+        once = handle["story_03"][:1]
+        del handle["story_03"]
+        handle.create_dataset("story_03", data=once)
+    return source, path.name, "holds 1 repeat(s) (1, 5, 5): a repeated story needs at least 2"
+
+
+def nifti_negative_duration(tmp):
+    source = nifti(tmp)
+    layouts.nifti_events(source, "01", 2).write_text("word\tonset\tduration\nend\t1.0\t-0.3\n")
+    return source, "run-2_events.tsv", "line 2: duration '-0.3' must be a number of seconds >= 0"
+
+
+def nifti_duration_not_a_number(tmp):
+    source = nifti(tmp)
+    layouts.nifti_events(source, "01", 2).write_text("word\tonset\tduration\nend\t1.0\tlong\n")
+    return source, "run-2_events.tsv", "line 2: duration 'long' is not a number"
+
+
+def nifti_events_without_any_word(tmp):
+    source = nifti(tmp)
+    for run in (1, 2):
+        layouts.nifti_events(source, "01", run).write_text("word\tonset\tduration\n")
+    return source, "source.yaml", "subject '01' has no words in any run"
+
+
+def atlas_labels_the_atlas_lacks(tmp):
+    source = nifti(tmp)
+    labels = layouts.nifti_roi_labels(source, "01")
+    labels.write_text("index\tname\n0\tbackground\n1\tIFG\n3\tPostTemp\n7\tMFG\n")
+    return source, "roi_labels.tsv", "names label(s) [7] that the atlas sub-01_roi.nii.gz"
+
+
 CASES = [
     missing_file,
     responses_vs_tr_times,
@@ -216,6 +273,14 @@ CASES = [
     corrupt_mat,
     matlab_v73_file,
     unknown_file_key,
+    hp_words_without_words,
+    hp_words_only_paragraph_marks,
+    hp_without_tr_times,
+    moth_single_repeat,
+    nifti_negative_duration,
+    nifti_duration_not_a_number,
+    nifti_events_without_any_word,
+    atlas_labels_the_atlas_lacks,
 ]
 
 
@@ -268,3 +333,56 @@ def test_hdf5_dataset_with_wrong_rank(tmp_path):
         handle.create_dataset("story_09", data=np.zeros(4, np.float32))
     with pytest.raises(BrainmisInputError, match=r"_trn\.hdf: dataset 'story_09' must be \(T, V\)"):
         read_source(source)
+
+
+def test_repeated_subjects_are_refused(tmp_path, capsys):
+    source = hp(tmp_path)
+    code = main(["prepare", str(source), "--out", str(tmp_path / "out"), "--subjects", "F", "F"])
+    assert_one_line_error(capsys, code, "source.yaml", "subjects repeat: ['F', 'F']")
+    assert not (tmp_path / "out").exists()
+
+
+def test_atlas_labels_without_a_name_are_noted_in_the_summary(tmp_path, capsys):
+    source = nifti(tmp_path)
+    layouts.nifti_roi_labels(source, "01").write_text("index\tname\n1\tIFG\n")
+    assert main(["prepare", str(source), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "note: subject 01: atlas label(s) [3] of sub-01_roi.nii.gz have no name" in out
+    assert "label_3" in load_bundle(tmp_path / "out").subjects["01"].roi_masks
+
+
+def test_files_outside_the_source_root_are_noted_in_the_summary(tmp_path, capsys):
+    source = hp(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (source / layouts.HP_TIME_FMRI).rename(elsewhere / "times.npy")
+    files = {"time_fmri": "../elsewhere/times.npy"}
+    write_manifest(source / "source.yaml", {"layout": "hp", "options": HP_OPTIONS, "files": files})
+    assert main(["prepare", str(source), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "note: files.time_fmri (../elsewhere/times.npy) points outside the source root" in out
+    inside = {"time_fmri": "./time_fmri.npy"}
+    (elsewhere / "times.npy").rename(source / layouts.HP_TIME_FMRI)
+    write_manifest(source / "source.yaml", {"layout": "hp", "options": HP_OPTIONS, "files": inside})
+    assert main(["prepare", str(source), "--out", str(tmp_path / "out2")]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_an_existing_bundle_without_words_is_refused_by_fit(tmp_path, capsys, monkeypatch):
+    """A bundle prepared before prepare refused word-less stimuli: fit stops on loading it."""
+    from brainmis.data import bundle as bundle_module
+    from brainmis.data.readers import read_source
+
+    dataset = read_source(hp(tmp_path))
+    for run in dataset.subjects["F"].runs:
+        run.words, run.word_onsets = run.words[:0], run.word_onsets[:0]
+    with monkeypatch.context() as patch:  # write it as an older prepare would have
+        patch.setattr(bundle_module, "check_dataset", lambda dataset, path: None)
+        bundle_module.write_bundle(dataset, tmp_path / "old")
+    args = [f"--data.bundle={tmp_path / 'old'}", f"--model.pretrained_path={tmp_path / 'model'}"]
+    code = main(["fit", *args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("brainmis fit: error: ") and "old: subject 'F' has no words" in line
+    assert not (tmp_path / "runs").exists()

@@ -24,6 +24,7 @@ from brainmis.data.source_manifest import (
     LAYOUTS,
     SourceManifest,
     build_options,
+    files_outside_root,
     load_source_manifest,
 )
 from brainmis.errors import BrainmisInputError
@@ -62,6 +63,8 @@ def read_manifest(manifest: SourceManifest, subjects: list[str] | None = None) -
     """Read the dataset of a parsed manifest; errors about options name the manifest file."""
     reader = LAYOUT_READERS[manifest.layout]
     source = manifest.path or manifest.root
+    if subjects is not None and len(set(subjects)) != len(subjects):
+        raise BrainmisInputError(source, f"subjects repeat: {list(subjects)}")
     options = build_options(reader.options_type, manifest.options, source, manifest.layout)
     dataset = reader.read(
         manifest.root,
@@ -72,6 +75,7 @@ def read_manifest(manifest: SourceManifest, subjects: list[str] | None = None) -
         source=source,
     )
     check_dataset(dataset, source)
+    dataset.notes.extend(files_outside_root(manifest))
     return dataset
 
 

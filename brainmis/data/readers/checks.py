@@ -210,6 +210,12 @@ def check_dataset(dataset: BrainDataset, path: Path | str | None) -> None:
             raise BrainmisInputError(path, f"{where} has duplicate run names {names}")
         for run in subject.runs:
             check_run(run, n_voxels, path, where)
+        if sum(len(run.words) for run in subject.runs) == 0:
+            raise BrainmisInputError(
+                path,
+                f"{where} has no words in any run: training would read empty text "
+                "(check the word/events files)",
+            )
         check_roi_masks(path, subject.roi_masks, n_voxels)
         if subject.noise_ceiling is not None and subject.noise_ceiling.shape != (n_voxels,):
             raise BrainmisInputError(path, f"{where}: noise ceiling must be ({n_voxels},)")

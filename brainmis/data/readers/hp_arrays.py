@@ -124,6 +124,8 @@ def read_hp_timing(names: FileNames, options: HpArrayOptions) -> HpTiming:
         checks.check_numeric(path, array, what)
         checks.check_ndim(path, array, 1, what, "(n_TR,)")
     checks.check_same_length(runs_path, runs, times, "run numbers and TR times (time_fmri)")
+    if len(times) == 0:
+        raise BrainmisInputError(time_path, "holds no TR times (no runs to read)")
     checks.check_finite(runs_path, runs, "run numbers")
     times = times.astype(np.float64)
     run_labels = list(dict.fromkeys(runs.tolist()))
@@ -174,7 +176,14 @@ def read_hp_word_list(names: FileNames) -> tuple[np.ndarray, np.ndarray, Path]:
     checks.check_ndim(onsets_path, onsets, 1, "word onsets", "(n_words,)")
     checks.check_same_length(onsets_path, words, onsets, f"words ({words_path.name}) and onsets")
     checks.check_increasing(onsets_path, onsets, "word onsets", strict=False)
+    n_items = len(words)
     words, onsets = clean_hp_words(words, onsets)
+    if len(words) == 0:
+        raise BrainmisInputError(
+            words_path,
+            f"holds no words ({n_items} item(s), none a word: paragraph marks or empty); "
+            "training would read empty text",
+        )
     return words, onsets, onsets_path
 
 

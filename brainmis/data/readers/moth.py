@@ -128,6 +128,13 @@ def read_hdf_stories(path: Path, repeated: bool) -> dict[str, np.ndarray]:
             path, f"not a readable HDF5 file (truncated or corrupt?): {error}"
         ) from None
     for key, array in stories.items():
+        if repeated and array.ndim == 3 and array.shape[0] < 2:
+            raise BrainmisInputError(
+                path,
+                f"dataset {key!r} holds {array.shape[0]} repeat(s) {array.shape}: a repeated "
+                "story needs at least 2 (no noise ceiling comes from one); store a single "
+                "presentation as (T, V)",
+            )
         if array.ndim == 2 or (repeated and array.ndim == 3):
             continue
         shape = "(n_repeats, T, V) or (T, V)" if repeated else "(T, V)"

@@ -78,18 +78,18 @@ def read_nifti(
                 root, f"no BOLD runs found (expected files like {names.templates['bold']})"
             )
         subjects = found
-    records, trs = {}, []
+    records, trs, notes = {}, [], []
     for subject in subjects:
         first = names.path("bold", subject=subject, run=1)
         if not first.is_file():
             raise BrainmisInputError(
                 first, f"unknown subject {subject!r}: file not found (subjects here: {found})"
             )
-        records[subject], tr = read_nifti_subject(names, subject, options)
+        records[subject], tr = read_nifti_subject(names, subject, options, notes)
         trs.append(tr)
     if not np.allclose(trs, trs[0], rtol=1e-3):
         raise BrainmisInputError(root, f"subjects have different TRs: {trs}")
-    return BrainDataset(name=name, tr=trs[0], subjects=records)
+    return BrainDataset(name=name, tr=trs[0], subjects=records, notes=notes)
 
 
 def load_image(path: Path, what: str) -> nib.spatialimages.SpatialImage:
@@ -136,11 +136,26 @@ def read_events(path: Path) -> tuple[np.ndarray, np.ndarray]:
             ) from None
         if not word:
             raise BrainmisInputError(path, f"line {number}: empty word")
+        check_duration(path, number, row["duration"])
         words.append(word)
         onsets.append(onset)
     onsets_array = np.array(onsets, dtype=np.float64)
     checks.check_increasing(path, onsets_array, "word onsets", strict=False)
     return np.array(words, dtype=str), onsets_array
+
+
+def check_duration(path: Path, number: int, value: str | None) -> None:
+    """An event's duration (seconds) must be a finite number >= 0."""
+    try:
+        duration = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BrainmisInputError(
+            path, f"line {number}: duration {value!r} is not a number"
+        ) from None
+    if not np.isfinite(duration) or duration < 0:
+        raise BrainmisInputError(
+            path, f"line {number}: duration {value!r} must be a number of seconds >= 0"
+        )
 
 
 def read_roi_image(
@@ -149,8 +164,13 @@ def read_roi_image(
     shape: tuple[int, ...],
     affine: np.ndarray,
     options: NiftiOptions,
+    notes: list[str],
 ) -> dict[str, np.ndarray]:
-    """ROI name -> ``(X, Y, Z)`` bool volume; ``{}`` when the subject has no ROI image."""
+    """ROI name -> ``(X, Y, Z)`` bool volume; ``{}`` when the subject has no ROI image.
+
+    A label TSV naming a label the atlas lacks is refused; atlas labels the TSV does not name
+    are kept as ``label_<k>`` and said in ``notes`` (the prepare summary prints them).
+    """
     path = names.path("roi", subject=subject)
     if not path.is_file():
         return {}
@@ -167,7 +187,21 @@ def read_roi_image(
     values = sorted(set(np.unique(labels).astype(np.int64).tolist()) - {0})
     if values == [1] and not names.path("roi_labels", subject=subject).is_file():
         return {options.roi_name: labels == 1}
-    label_names = read_label_names(names.path("roi_labels", subject=subject))
+    labels_path = names.path("roi_labels", subject=subject)
+    label_names = read_label_names(labels_path)
+    extra = sorted(set(label_names) - set(values) - {0})  # 0 names the background
+    if extra:
+        raise BrainmisInputError(
+            labels_path,
+            f"names label(s) {extra} that the atlas {path.name} does not hold "
+            f"(its labels: {values}); is it the label table of another atlas?",
+        )
+    unnamed = [value for value in values if value not in label_names]
+    if label_names and unnamed:
+        notes.append(
+            f"subject {subject}: atlas label(s) {unnamed} of {path.name} have no name in "
+            f"{labels_path.name}; kept as label_<k>"
+        )
     return {label_names.get(value, f"label_{value}"): labels == value for value in values}
 
 
@@ -194,7 +228,7 @@ def read_label_names(path: Path) -> dict[int, str]:
 
 
 def read_nifti_subject(
-    names: FileNames, subject: str, options: NiftiOptions
+    names: FileNames, subject: str, options: NiftiOptions, notes: list[str]
 ) -> tuple[Subject, float]:
     volumes, words_per_run, run_paths = [], [], []
     shape = affine = None
@@ -225,7 +259,7 @@ def read_nifti_subject(
         raise BrainmisInputError(
             names.path("bold", subject=subject, run=1), "missing file (4D BOLD)"
         )
-    roi_volumes = read_roi_image(names, subject, shape, affine, options)
+    roi_volumes = read_roi_image(names, subject, shape, affine, options, notes)
     in_brain = np.zeros(shape, dtype=bool)
     for data in volumes:
         in_brain |= np.any(data != 0, axis=3)
