@@ -7,6 +7,11 @@ Links, so that one line of a config sets what belongs together:
 - ``model.condition -> data.shuffle_targets`` (true for ``preserving`` only);
 - ``data.context_trs -> model.context_trs``.
 
+``--probing.holmes DIR`` (or ``probing: {holmes: DIR}`` in a config) points the trainer's
+``ProbingCallback`` at a Holmes data folder; without it the callback probes the built-in
+offline suite and logs which. ``--probing.tasks`` and ``--probing.max_items`` narrow what it
+probes (quick runs, tests).
+
 The default seed is 42; the resolved config is saved into the run folder, overwriting a
 previous copy (a requeued SLURM job writes it again into the same folder).
 """
@@ -15,13 +20,15 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from brainmis.data.datamodule import BrainDataModule
+from brainmis.errors import BrainmisInputError
+from brainmis.evaluation.probing.callback import ProbingCallback
 from brainmis.launch.manifest import RunManifestCallback
 from brainmis.launch.requeue import SlurmRequeueCallback
 from brainmis.models.module import BrainMisalignmentModule
@@ -59,6 +66,24 @@ class BrainmisCLI(LightningCLI):
             "model.condition", "data.shuffle_targets", compute_fn=shuffle_targets_for
         )
         parser.link_arguments("data.context_trs", "model.context_trs")
+        parser.add_argument(
+            "--probing.holmes",
+            type=Optional[str],  # noqa: UP045 - jsonargparse reads the annotation at run time
+            default=None,
+            help="Holmes data folder for the trainer's ProbingCallback (default: built-in suite)",
+        )
+        parser.add_argument(
+            "--probing.tasks",
+            type=Optional[list[str]],  # noqa: UP045
+            default=None,
+            help="only these probing tasks (default: all of the folder or suite)",
+        )
+        parser.add_argument(
+            "--probing.max_items",
+            type=Optional[int],  # noqa: UP045
+            default=None,
+            help="at most this many training items per task (default: the callback's setting)",
+        )
 
     def before_instantiate_classes(self) -> None:
         """Without an explicit ``trainer.logger``, log with TensorBoard into
@@ -79,6 +104,7 @@ class BrainmisCLI(LightningCLI):
         """The configured trainer, plus the run manifest and SLURM requeue callbacks of every
         ``fit`` unless the config already has them (``fit.sbatch`` and sweeps add their own)."""
         trainer = super().instantiate_trainer(**kwargs)
+        self._apply_probing_options(trainer)
         if self.subcommand == "fit":
             for callback_type in DEFAULT_FIT_CALLBACKS:
                 if not any(isinstance(c, callback_type) for c in trainer.callbacks):
@@ -111,6 +137,24 @@ class BrainmisCLI(LightningCLI):
 
     def before_test(self) -> None:
         refuse_used_run_folder(self.trainer, "test")
+
+    def _apply_probing_options(self, trainer: Trainer) -> None:
+        """Apply the ``probing.*`` options to the trainer's ``ProbingCallback``."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        options = {k: v for k, v in dict(config.get("probing") or {}).items() if v is not None}
+        if not options:
+            return
+        callbacks = [c for c in trainer.callbacks if isinstance(c, ProbingCallback)]
+        if not callbacks:
+            given = ", ".join(f"--probing.{name}" for name in options)
+            raise BrainmisInputError(None, f"{given} given but the trainer has no ProbingCallback")
+        holmes = options.get("holmes")
+        if holmes is not None and not Path(holmes).is_dir():
+            raise BrainmisInputError(holmes, "Holmes data folder not found")
+        for callback in callbacks:
+            callback.narrow(
+                holmes_dir=holmes, tasks=options.get("tasks"), max_items=options.get("max_items")
+            )
 
 
 def run_lightning_cli(args: list[str]) -> BrainmisCLI:
