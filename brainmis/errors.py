@@ -19,13 +19,14 @@ class BrainmisInputError(ValueError):
 
 
 def refuse_non_empty_dir(path: str | Path) -> Path:
-    """Return ``path`` as a Path; raise if it exists and is a file or a non-empty folder."""
+    """Return ``path`` as a Path; raise if it exists and is a file or a non-empty folder, or
+    if a file stands where one of its parents would be made."""
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise BrainmisInputError(
             path, "output folder exists and is not empty; choose a new folder or empty it first"
         )
-    return path
+    return refuse_file_in_the_way(path, "output folder")
 
 
 def missing_model_folder(path: str | Path) -> BrainmisInputError:
@@ -41,3 +42,15 @@ def missing_model_folder(path: str | Path) -> BrainmisInputError:
         "save_pretrained(FOLDER) for both the model and its tokenizer (or `huggingface-cli "
         "download NAME --local-dir FOLDER`), and set model.pretrained_path to FOLDER",
     )
+
+
+def refuse_file_in_the_way(folder: str | Path, what: str) -> Path:
+    """Return ``folder`` as a Path; raise if it, or the nearest of its parents that exists, is
+    not a folder (so the folder could not be made). ``what`` names it, e.g. ``"run folder"``."""
+    folder = Path(folder)
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise BrainmisInputError(path, f"is a file, so the {what} {folder} cannot be made")
+            break
+    return folder

@@ -29,7 +29,7 @@ from jsonargparse._common import debug_mode_active
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 
-from brainmis.errors import BrainmisInputError
+from brainmis.errors import BrainmisInputError, refuse_file_in_the_way
 from brainmis.launch.manifest import MANIFEST_NAME, RunManifestCallback, read_manifest
 from brainmis.run_folder import run_folder
 
@@ -121,8 +121,10 @@ def check_linked_n_voxels(requested: Any, actual: int, config_file: Path | None)
 
 def refuse_used_run_folder(trainer: Trainer, subcommand: str) -> None:
     """A fit must not train into a complete run; validate/test must not log into a training
-    run's folder (their saved config would replace the fit's ``config.yaml``)."""
-    folder = run_folder(trainer)
+    run's folder (their saved config would replace the fit's ``config.yaml``); and a file
+    must not stand where the run folder is to be made."""
+    refuse_file_in_the_way(trainer.default_root_dir, "trainer.default_root_dir folder")
+    folder = refuse_file_in_the_way(run_folder(trainer), "run folder")
     if subcommand == "fit":
         for callback in trainer.callbacks:
             if isinstance(callback, RunManifestCallback):

@@ -288,3 +288,55 @@ def test_tool_usage_error_is_one_line(argv, command, problem, tmp_path, capsys, 
     line = one_line_error(capsys, main(argv), command, problem)
     assert line.endswith(f"(see brainmis {command} --help)") or command == "prepare"
     assert list(tmp_path.iterdir()) == []
+
+
+# --- a file where a folder is to be made ----------------------------------------------------
+
+FOLDER_OPTIONS = [
+    "--trainer.default_root_dir={blocked}",
+    "--trainer.logger.init_args.save_dir={blocked}",
+]
+
+
+@pytest.mark.parametrize("option", FOLDER_OPTIONS, ids=["default_root_dir", "logger_save_dir"])
+def test_fit_with_a_file_where_the_run_folder_goes(
+    option, tiny_gpt2, tiny_bundle, tmp_path, capsys
+):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file\n")
+    args = fit_args(tiny_gpt2, tiny_bundle, tmp_path / "runs")
+    code = main(["fit", *args, option.format(blocked=blocker / "runs")])
+    one_line_error(capsys, code, "fit", "blocker: is a file", "cannot be made", alone=False)
+    assert blocker.read_text() == "a file\n" and sorted(tmp_path.iterdir()) == [blocker]
+
+
+def test_synthetic_cache_dir_under_a_file(tiny_gpt2, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file\n")
+    args = [f"--model.pretrained_path={tiny_gpt2}", f"--data.cache_dir={blocker / 'cache'}"]
+    code = main(["fit", *args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+    one_line_error(capsys, code, "fit", "blocker: is a file", "cache_dir", alone=False)
+    assert sorted(tmp_path.iterdir()) == [blocker]
+
+
+OUT_UNDER_A_FILE = [
+    ["prepare", "{source}", "--out", "{out}"],
+    ["synth", "--layout", "hp", "--out", "{out}"],
+    ["make-tiny-model", "--family", "gpt2", "--out", "{out}"],
+    ["sweep", "{matrix}", "--out", "{out}", "--slurm"],
+]
+
+
+@pytest.mark.parametrize("argv", OUT_UNDER_A_FILE, ids=[argv[0] for argv in OUT_UNDER_A_FILE])
+def test_out_folder_under_a_file(argv, tmp_path, capsys):
+    write_hp(tmp_path / "src", subjects=("F",))
+    options = {"trim_start": HP_TRIM[0], "trim_end": HP_TRIM[1]}
+    write_manifest(tmp_path / "src" / "source.yaml", {"layout": "hp", "options": options})
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file\n")
+    before = snapshot(tmp_path)
+    values = {"source": tmp_path / "src", "out": blocker / "out"}
+    values["matrix"] = Path(__file__).resolve().parent.parent / "configs" / "sweeps" / "demo.yaml"
+    code = main([arg.format(**values) for arg in argv])
+    one_line_error(capsys, code, argv[0], "blocker: is a file", "cannot be made")
+    assert snapshot(tmp_path) == before

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from brainmis.cli_parser import ToolArgumentParser
-from brainmis.errors import BrainmisInputError
+from brainmis.errors import BrainmisInputError, refuse_file_in_the_way
 from brainmis.launch.manifest import read_manifest
 from brainmis.launch.matrix import Matrix, RunSpec, compose_config, load_matrix
 from brainmis.launch.slurm import array_script, submit
@@ -160,6 +160,7 @@ def prepare_out(out: Path, files: dict[Path, str]) -> None:
     """
     if out.exists() and not out.is_dir():
         raise BrainmisInputError(out, "--out exists and is not a folder")
+    refuse_file_in_the_way(out, "sweep folder")
     if out.is_dir() and any(out.iterdir()):
         plan = out / PLAN_NAME
         if not plan.is_file():
