@@ -12,7 +12,8 @@ starting the trainer:
   ``RunManifestCallback`` allows it); ``validate``/``test`` into a training run's folder too,
   since they would overwrite its ``config.yaml``;
 - ``--ckpt_path`` must be a checkpoint holding only tensors and plain values;
-- ``model.n_voxels``, when a config sets it, must equal what the data give.
+- ``model.n_voxels``, when a config or the ``--ckpt_path`` checkpoint sets it, must equal
+  what the data give.
 """
 
 from __future__ import annotations
@@ -108,10 +109,20 @@ def config_file_setting(files: Sequence[Any], section: str, key: str) -> Path | 
     return found
 
 
-def check_linked_n_voxels(requested: Any, actual: int, config_file: Path | None) -> None:
-    """Refuse a ``model.n_voxels`` that disagrees with the data's voxel count."""
+def check_linked_n_voxels(
+    requested: Any, actual: int, config_file: Path | None, checkpoint: Any = None
+) -> None:
+    """Refuse a ``model.n_voxels`` that disagrees with the data's voxel count: set in a config
+    (``config_file`` when known) or, when ``checkpoint`` is given, read from the hyperparameters
+    of the ``--ckpt_path`` checkpoint (LightningCLI merges them into the model's config)."""
     if requested is None or int(requested) == int(actual):
         return
+    if checkpoint is not None:
+        raise BrainmisInputError(
+            checkpoint,
+            f"the checkpoint was trained to predict {requested} voxels but the data give "
+            f"{actual}; resume with the data and voxel selection it was trained on",
+        )
     raise BrainmisInputError(
         config_file,
         f"model.n_voxels is {requested} but the data give {actual} voxels (data.n_voxels, "

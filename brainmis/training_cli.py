@@ -112,21 +112,27 @@ class BrainmisCLI(LightningCLI):
         return trainer
 
     def instantiate_classes(self) -> None:
-        """Build the classes, then refuse a ``model.n_voxels`` set in a config that the data
-        contradict (the link from ``data.n_voxels`` would override it silently)."""
+        """Build the classes, then refuse a ``model.n_voxels`` from a config or a checkpoint
+        that the data contradict (the link from ``data.n_voxels`` would override it
+        silently)."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         requested = config.model.get("n_voxels")
         super().instantiate_classes()
-        if requested is not None:
-            given_in = config_file_setting(config.get("config") or [], "model", "n_voxels")
-            check_linked_n_voxels(requested, self.datamodule.n_voxels, given_in)
+        if requested is None:
+            return
+        given_in = config_file_setting(config.get("config") or [], "model", "n_voxels")
+        from_checkpoint = None if self._n_voxels_in_config is not None else config.get("ckpt_path")
+        check_linked_n_voxels(requested, self.datamodule.n_voxels, given_in, from_checkpoint)
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse, then check ``--ckpt_path`` before LightningCLI reads its hyperparameters."""
+        """Parse, then check ``--ckpt_path`` before LightningCLI reads its hyperparameters
+        into the model's config (noting first whether a config set ``model.n_voxels``)."""
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
+        config = self.config[subcommand] if subcommand else self.config
+        self._n_voxels_in_config = config.model.get("n_voxels")
         if subcommand:
-            check_resume_checkpoint(self.config[subcommand].get("ckpt_path"))
+            check_resume_checkpoint(config.get("ckpt_path"))
 
     def before_fit(self) -> None:
         """Refuse the run folder before the trainer writes anything into it."""

@@ -170,6 +170,18 @@ def test_bad_ckpt_path_is_one_line(make, problem, tiny_gpt2, tiny_bundle, tmp_pa
     assert not (tmp_path / "runs").exists()
 
 
+def test_checkpoint_trained_for_other_voxels(tiny_gpt2, tiny_bundle, tmp_path, capsys):
+    """LightningCLI reads the model's hyperparameters from ``--ckpt_path``: a head of another
+    size than the data's voxels is refused, naming the checkpoint."""
+    checkpoint = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"n_voxels": 99}}, checkpoint)
+    args = fit_args(tiny_gpt2, tiny_bundle, tmp_path / "runs")
+    code = main(["fit", *args, f"--ckpt_path={checkpoint}"])
+    line = one_line_error(capsys, code, "fit", "other.ckpt", "trained to predict 99", alone=False)
+    assert "resume with the data and voxel selection it was trained on" in line
+    assert not (tmp_path / "runs").exists()
+
+
 # --- configs --------------------------------------------------------------------------------
 
 

@@ -2,8 +2,9 @@
 
 Layout (``<k>`` a two-digit index, names made file-safe)::
 
-    manifest.json                      format + version, dataset name and TR, subjects, runs,
-                                       shapes, ROI names, and the sha256 + size of every file
+    manifest.json                      format + version, dataset name and TR, subjects (with
+                                       their noise_ceiling_method), runs, shapes, ROI names,
+                                       and the sha256 + size of every file
     stamps.json                        size and mtime of every file when written (not part
                                        of the checksum; lets a load skip re-hashing)
     subjects/<k>-<subject>/
@@ -196,6 +197,9 @@ def write_subject(writer: BundleWriter, index: int, subject: Subject) -> dict[st
         "n_voxels": subject.n_voxels,
         "roi_names": roi_names,
         "has_noise_ceiling": subject.noise_ceiling is not None,
+        "noise_ceiling_method": subject.noise_ceiling_method
+        if subject.noise_ceiling is not None
+        else None,
         "has_voxel_coords": subject.voxel_coords is not None,
         "volume_shape": None if subject.volume_shape is None else list(subject.volume_shape),
         "affine": None if subject.affine is None else np.asarray(subject.affine).tolist(),
@@ -407,4 +411,5 @@ def load_subject(loader: ArrayLoader, entry: dict[str, Any]) -> Subject:
         else None,
         volume_shape=None if volume_shape is None else tuple(int(n) for n in volume_shape),
         affine=None if affine is None else np.array(affine, dtype=np.float64),
+        noise_ceiling_method=entry.get("noise_ceiling_method"),  # absent in older bundles
     )

@@ -10,9 +10,12 @@ What happens when:
 - ``setup()``: z-score the responses per run, shuffle targets if asked, tokenize windows.
 
 Noise ceiling used for voxel selection, first available of: the subject's own
-(``Subject.noise_ceiling``, e.g. precomputed or inter-subject), one computed from the
-repeats of a repeated run (Schoppe cc_max; see ``subject_noise_ceilings``), or none (ROI
-mask only). ``ceiling_source`` says which; ``voxel_counts`` holds the selection's counts.
+(``Subject.noise_ceiling``, e.g. precomputed or predictive inter-subject, stored by
+``brainmis prepare``) or one computed from the repeats of a repeated run (Schoppe cc_max; see
+``subject_noise_ceilings``). Selected voxels = ROI AND ceiling > ``ceiling_threshold``. A
+subject without any ceiling is refused unless ``allow_roi_only`` (then: ROI mask only).
+``ceiling_source`` says which ceiling, ``ceiling_threshold`` the threshold applied (None for
+ROI only), ``voxel_counts`` the selection's counts.
 Batches follow the contract in docs/architecture.md ("Batches").
 
 Targets under ``shuffle_targets`` (the ``preserving`` control): see
@@ -45,7 +48,7 @@ from brainmis.data.window_tokens import (
     pad_token_id,
     tokenize_windows,
 )
-from brainmis.errors import BrainmisInputError, missing_model_folder, refuse_file_in_the_way
+from brainmis.errors import BrainmisInputError, missing_model_folder
 
 
 class WindowDataset(Dataset):
@@ -120,7 +123,8 @@ def subject_noise_ceilings(
     """
     if subject.noise_ceiling is not None:
         ceiling = np.asarray(subject.noise_ceiling, dtype=np.float64)
-        return ceiling, ceiling, "subject noise ceiling"
+        method = subject.noise_ceiling_method
+        return ceiling, ceiling, "subject noise ceiling" + (f" ({method})" if method else "")
     for index, run in enumerate(subject.runs):
         if run.repeats is not None and len(run.repeats) >= 2:
             from brainmis.data.noise_ceiling import noise_ceiling_from_repeats
@@ -157,7 +161,9 @@ class BrainDataModule(LightningDataModule):
         val_fraction: fraction of training windows (the last in time) used for validation.
         val_run: name of a run used whole for validation instead.
         rois: ROI names whose union restricts the voxels; None takes every ROI.
-        ceiling_threshold: voxels need a noise ceiling above this (when one is available).
+        ceiling_threshold: voxels need a noise ceiling above this.
+        allow_roi_only: select by the ROI mask alone when the subject has no noise ceiling at
+            all (no ceiling in the bundle, no repeats); without it such a subject is refused.
         tokenizer_path: local Hugging Face tokenizer folder (normally the model's folder).
         max_length: the most tokens per window (oldest words dropped first).
         batch_size: windows per batch.
@@ -181,6 +187,7 @@ class BrainDataModule(LightningDataModule):
         val_run: str | None = None,
         rois: list[str] | None = None,
         ceiling_threshold: float = 0.05,
+        allow_roi_only: bool = False,
         tokenizer_path: str | None = None,
         max_length: int = 256,
         batch_size: int = 16,
@@ -271,7 +278,6 @@ class BrainDataModule(LightningDataModule):
             return path
         from brainmis.data.synthetic import synthetic_bundle
 
-        refuse_file_in_the_way(hp.cache_dir, "cache_dir folder")
         return Path(
             synthetic_bundle(
                 hp.cache_dir,
@@ -300,6 +306,20 @@ class BrainDataModule(LightningDataModule):
         selection_ceiling, test_ceiling, self.ceiling_source = subject_noise_ceilings(
             subject, self.test_run
         )
+        if selection_ceiling is None:
+            if not self.hparams.allow_roi_only:
+                raise BrainmisInputError(
+                    self.source,
+                    f"subject {subject.name}: no noise ceiling is available (none in the "
+                    "bundle, no repeated run), so voxels cannot be selected by ROI AND "
+                    f"ceiling > {self.hparams.ceiling_threshold:g}; prepare the bundle with "
+                    ">= 2 subjects on one stimulus timeline, with repeats or with a ceiling "
+                    "file, or set data.allow_roi_only: true to select by ROI only",
+                )
+            rank_zero_info(
+                f"BrainDataModule: subject {subject.name} has no noise ceiling; "
+                "allow_roi_only: voxels selected by the ROI mask only"
+            )
         selection = select_voxels(
             [run.responses for run in subject.runs],
             subject.roi_masks,
@@ -309,6 +329,7 @@ class BrainDataModule(LightningDataModule):
             source=self.source,
         )
         self.voxel_selection = selection
+        self.ceiling_threshold: float | None = selection.threshold
         self.selected_voxels = np.asarray(selection.indices, dtype=np.int64)
         self.voxel_counts: dict[str, int] = {k: int(v) for k, v in selection.counts.items()}
         self.n_voxels = len(self.selected_voxels)

@@ -1,20 +1,33 @@
 """``brainmis prepare``: turn a source dataset into a canonical bundle, or verify a bundle.
 
     brainmis prepare SOURCE --out DIR [--layout hp|hp_mat|moth|nifti] [--subjects S ...]
+                     [--no-noise-ceiling] [--ceiling-components K]
     brainmis prepare --verify BUNDLE
 
 SOURCE is a source manifest (.yaml/.yml/.json), a folder holding ``source.yaml``, or, with
 ``--layout``, a folder in that preset layout. ``--out`` must not exist or be empty; nothing is
 written unless the whole source reads without error. ``--verify`` checks the sha256 of every
 file of an existing bundle.
+
+Noise ceiling: without repeats and with at least 2 subjects, every subject that has no
+ceiling file gets the predictive inter-subject ceiling (``brainmis.data.dataset_ceiling``;
+one progress line per subject), stored in the bundle with its method. The subjects must
+share the stimulus timeline; ``--no-noise-ceiling`` skips it.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from brainmis.cli_parser import ToolArgumentParser
 from brainmis.data.bundle import bundle_checksum, load_bundle, write_bundle
+from brainmis.data.dataset_ceiling import (
+    add_predictive_ceilings,
+    subjects_without_ceiling,
+    timeline_mismatch,
+)
+from brainmis.data.noise_ceiling import DEFAULT_CEILING_COMPONENTS
 from brainmis.data.readers import LAYOUT_READERS, read_layout, read_source
 from brainmis.data.records import BrainDataset
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
@@ -34,6 +47,18 @@ def build_parser() -> ToolArgumentParser:
     parser.add_argument(
         "--verify", action="store_true", help="SOURCE is a bundle: check the sha256 of every file"
     )
+    parser.add_argument(
+        "--no-noise-ceiling",
+        action="store_true",
+        help="do not compute the inter-subject noise ceiling of subjects without one",
+    )
+    parser.add_argument(
+        "--ceiling-components",
+        type=int,
+        default=DEFAULT_CEILING_COMPONENTS,
+        help="principal components of the other subjects that predict a subject's voxels "
+        f"(default {DEFAULT_CEILING_COMPONENTS})",
+    )
     return parser
 
 
@@ -50,7 +75,7 @@ def summary_lines(dataset: BrainDataset) -> list[str]:
         if repeats:
             extras.append(f"{repeats} run(s) with repeats")
         if subject.noise_ceiling is not None:
-            extras.append("noise ceiling")
+            extras.append(f"noise ceiling: {subject.noise_ceiling_method or 'given'}")
         if subject.voxel_coords is not None:
             extras.append("voxel coordinates")
         lines.append(
@@ -77,7 +102,41 @@ def main(argv: list[str]) -> int:
         dataset = read_layout(source, args.layout, subjects=args.subjects)
     else:
         dataset = read_source(source, subjects=args.subjects)
+    if not args.no_noise_ceiling:
+        add_ceilings(dataset, source, args.ceiling_components)
     bundle = write_bundle(dataset, out)
     print("\n".join(summary_lines(dataset)))
     print(f"bundle written to {bundle} (sha256 {bundle_checksum(bundle)})")
     return 0
+
+
+def add_ceilings(dataset: BrainDataset, source: Path, n_components: int) -> None:
+    """The predictive inter-subject ceiling for the subjects without one (module docstring)."""
+    missing = subjects_without_ceiling(dataset)
+    if not missing:
+        return
+    if len(dataset.subjects) < 2:
+        print(
+            f"no noise ceiling for subject {missing[0]}: one subject and no repeats (give a "
+            "ceiling file, or train with data.allow_roi_only: true)"
+        )
+        return
+    if n_components < 1:
+        raise BrainmisInputError(None, f"--ceiling-components must be >= 1, got {n_components}")
+    mismatch = timeline_mismatch(dataset)
+    if mismatch is not None:
+        raise BrainmisInputError(
+            source,
+            f"{mismatch}: an inter-subject noise ceiling needs every subject on the same "
+            "stimulus timeline; prepare with --no-noise-ceiling (or give ceiling files)",
+        )
+    print(
+        f"noise ceiling for {len(missing)} subject(s) from the other subjects' responses "
+        f"(PCA k={n_components}, ridge, leave-one-run-out)",
+        flush=True,
+    )
+    start = time.perf_counter()
+    add_predictive_ceilings(
+        dataset, n_components=n_components, progress=lambda line: print(f"  {line}", flush=True)
+    )
+    print(f"noise ceilings done in {time.perf_counter() - start:.1f} s", flush=True)

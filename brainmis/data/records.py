@@ -54,6 +54,9 @@ class Subject:
         runs: the subject's runs, in presentation order.
         roi_masks: ROI name -> ``(V,)`` bool mask over the subject's voxels.
         noise_ceiling: optional ``(V,)`` float per-voxel ceiling (correlation units).
+        noise_ceiling_method: how ``noise_ceiling`` was obtained (e.g. ``"precomputed
+            (noise_ceiling_subject_F.npy)"`` or ``"predictive inter-subject (PCA k=50, ridge,
+            leave-one-run-out)"``); None when unknown or without a ceiling.
         voxel_coords: optional ``(V, 3)`` int voxel indices (i, j, k) in the volume.
         volume_shape: optional ``(X, Y, Z)`` shape of the volume the coordinates index.
         affine: optional ``(4, 4)`` voxel-to-world affine of that volume.
@@ -66,6 +69,7 @@ class Subject:
     voxel_coords: np.ndarray | None = None
     volume_shape: tuple[int, int, int] | None = None
     affine: np.ndarray | None = None
+    noise_ceiling_method: str | None = None
 
     @property
     def n_voxels(self) -> int:

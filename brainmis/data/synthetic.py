@@ -24,7 +24,10 @@ part, with independent noise, so inter-subject ceilings are meaningful. Everythi
 deterministic from ``seed``; a subject's data does not depend on how many subjects are made.
 
 ``generate_synthetic`` writes one dataset; ``synthetic_bundle`` generates, reads and bundles
-once into a cache folder (the embedded default of the demo and of the tests).
+once into a cache folder (the embedded default of the demo and of the tests), adding the
+noise ceiling exactly as ``brainmis prepare`` does: the predictive inter-subject ceiling
+(``brainmis.data.dataset_ceiling``) for layouts without repeats and with 2+ subjects (HP,
+NIfTI), while Moth keeps its repeats (the Schoppe ceiling).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from scipy.signal import lfilter
 
 from brainmis.data import layouts
 from brainmis.data.hrf import hrf_response
+from brainmis.data.noise_ceiling import DEFAULT_CEILING_COMPONENTS, predictive_ceiling_method
 from brainmis.data.synthetic_stimulus import (
     StimulusRun,
     default_text_path,
@@ -54,7 +58,8 @@ from brainmis.data.word_categories import CATEGORY_NAMES, category_vector, norma
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
 LAYOUTS = ("hp", "moth", "nifti")
-GENERATOR_VERSION = 1  # bump when the generated data change, so caches are rebuilt
+GENERATOR_VERSION = 2  # bump when the generated data change, so caches are rebuilt
+# 2: no HP ceiling file by default; the bundle carries the predictive inter-subject ceiling
 HP_SUBJECT_NAMES = ("F", "H", "I", "J", "K", "L", "M", "N")
 ROI_NAMES = ("PostTemp", "AntTemp", "IFG", "AngularG", "MFG", "IFGorb", "pCingulate", "dmpfc")
 HP_TR = 2.0  # seconds, as in Wehbe et al. 2014
@@ -90,8 +95,10 @@ class SyntheticSpec:
         textgrid_short_format: write the Moth TextGrids in Praat's short text format
             (default: the long format).
         hp_noise_ceiling: what ``noise_ceiling_subject_X.npy`` holds in the HP layout:
-            ``"true"`` (the true ceiling), ``"inter_subject"`` (estimated from the generated
-            data, needs 2+ subjects) or ``"none"`` (not written).
+            ``"none"`` (not written, as in the real distribution: ``brainmis prepare`` and
+            ``synthetic_bundle`` then add the predictive inter-subject ceiling), ``"true"``
+            (the true ceiling, a precomputed file) or ``"inter_subject"`` (the same-voxel
+            inter-subject estimate of ``inter_subject_ceiling``, needs 2+ subjects).
     """
 
     n_voxels: int = 400
@@ -111,7 +118,7 @@ class SyntheticSpec:
     max_words: int | None = None
     text_path: str | None = None
     textgrid_short_format: bool = False
-    hp_noise_ceiling: str = "true"
+    hp_noise_ceiling: str = "none"
 
     def validate(self) -> None:
         """Raise ValueError naming the first out-of-range parameter."""
@@ -486,6 +493,7 @@ def synthetic_cache_key(layout: str, n_subjects: int, seed: int, **sizes) -> str
         "spec": asdict(spec),
         "text_sha256": text_digest,
         "generator_version": GENERATOR_VERSION,
+        "bundle_ceiling": predictive_ceiling_method(DEFAULT_CEILING_COMPONENTS),
     }
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     return f"{layout}-s{n_subjects}-seed{seed}-{digest}"
@@ -502,11 +510,14 @@ def synthetic_bundle(
 
     Layout of the cache: ``<cache_dir>/<key>/source`` (the dataset in its real layout, ground
     truth included) and ``<cache_dir>/<key>/bundle`` (``brainmis.data.bundle.write_bundle``),
-    with ``key = synthetic_cache_key(...)``. Both are built in a temporary folder that is
-    renamed to ``<key>`` only when complete, so an interrupted run never leaves a half cache;
-    a later call finds the complete folder and re-uses it.
+    with ``key = synthetic_cache_key(...)``. Subjects without a ceiling (no file, no repeats)
+    get the predictive inter-subject ceiling when there are 2+ subjects, as in ``brainmis
+    prepare`` (``brainmis.data.dataset_ceiling.add_predictive_ceilings``). Both are built in
+    a temporary folder that is renamed to ``<key>`` only when complete, so an interrupted run
+    never leaves a half cache; a later call finds the complete folder and re-uses it.
     """
     from brainmis.data.bundle import write_bundle
+    from brainmis.data.dataset_ceiling import add_predictive_ceilings
     from brainmis.data.readers import read_source
 
     cache_dir = Path(cache_dir)
@@ -523,6 +534,7 @@ def synthetic_bundle(
     try:
         generate_synthetic(layout, staging / "source", n_subjects=n_subjects, seed=seed, **sizes)
         dataset = read_source(staging / "source")
+        add_predictive_ceilings(dataset)
         write_bundle(dataset, staging / "bundle")
         try:
             os.rename(staging, final)

@@ -41,7 +41,7 @@ def test_n_voxels_and_selection_are_known_right_after_init(bert_path):
     assert dm.selected_voxels.tolist() == list(range(2, 12))
     assert dm.voxel_counts["selected"] == 10
     assert dm.subject.name == "A" and dm.test_run == 0 and dm.context_trs == 5
-    assert dm.ceiling_source == "subject noise ceiling"
+    assert dm.ceiling_source == "subject noise ceiling" and dm.ceiling_threshold == 0.05
     assert set(dm.roi_masks) == {"lang", "other"}
     assert dm.roi_masks["other"].tolist() == [False] * 8 + [True] * 2
     np.testing.assert_allclose(dm.noise_ceiling, 0.5)
@@ -193,8 +193,12 @@ def test_ceiling_from_repeats_or_none(bert_path):
     assert "2-repeat mean ceiling for the test run" in held_out.ceiling_source
     assert np.all(held_out.noise_ceiling > dm.noise_ceiling)  # a mean of 2 is less noisy
     last.repeats = None
-    dm = make(bert_path, dataset=dataset)
+    with pytest.raises(BrainmisInputError, match="no noise ceiling is available") as refused:
+        make(bert_path, dataset=dataset)  # ROI only must be asked for
+    assert "subject A" in str(refused.value) and "allow_roi_only: true" in str(refused.value)
+    dm = make(bert_path, dataset=dataset, allow_roi_only=True)
     assert dm.ceiling_source == "none (ROI mask only)" and dm.noise_ceiling is None
+    assert dm.ceiling_threshold is None
     assert dm.n_voxels == 11  # only the zero-variance voxel is dropped
 
 

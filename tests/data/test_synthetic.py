@@ -173,8 +173,8 @@ def test_hp_layout_matches_the_real_distribution(hp_full):
     rois = np.load(layouts.hp_rois(hp_full, "F"))
     assert set(rois.files) == {"PostTemp", "AntTemp", "IFG"}
     assert all(rois[name].dtype == bool and rois[name].shape == (300,) for name in rois.files)
-    ceiling = np.load(layouts.hp_noise_ceiling(hp_full, "F"))
-    np.testing.assert_array_equal(ceiling, np.load(layouts.synth_true_ceiling(hp_full, "F")))
+    # like the real distribution, no ceiling file (prepare computes the inter-subject one)
+    assert not layouts.hp_noise_ceiling(hp_full, "F").exists()
     source = yaml.safe_load((hp_full / "source.yaml").read_text())
     assert source == {
         "name": "synthetic-hp",
@@ -428,6 +428,11 @@ def test_hp_inter_subject_ceiling_file(tmp_path):
     assert np.corrcoef(estimate, true)[0, 1] > 0.7
     none = generate_synthetic("hp", tmp_path / "n", hp_noise_ceiling="none", **SMALL)
     assert not layouts.hp_noise_ceiling(none, "F").exists()
+    given = generate_synthetic("hp", tmp_path / "t", hp_noise_ceiling="true", **SMALL)
+    np.testing.assert_array_equal(
+        np.load(layouts.hp_noise_ceiling(given, "F")),
+        np.load(layouts.synth_true_ceiling(given, "F")),
+    )
 
 
 def test_synthetic_bundle_is_built_once_and_reused(tmp_path):

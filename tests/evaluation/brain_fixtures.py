@@ -16,8 +16,11 @@ def build_tiny_gpt2(folder: Path) -> Path:
 
 
 def build_bundle(cache: Path) -> Path:
-    """A one-subject synthetic HP bundle (4 runs, 60 voxels)."""
-    return synthetic_bundle(cache, layout="hp", n_subjects=1, seed=0, **SYNTHETIC_SIZES)
+    """A one-subject synthetic HP bundle (4 runs, 60 voxels) with the true ceiling as its
+    precomputed ceiling file (one subject has no inter-subject ceiling)."""
+    return synthetic_bundle(
+        cache, layout="hp", n_subjects=1, seed=0, hp_noise_ceiling="true", **SYNTHETIC_SIZES
+    )
 
 
 def datamodule_arguments(bundle: Path, model: Path) -> dict:

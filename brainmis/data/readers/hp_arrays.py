@@ -221,11 +221,14 @@ def read_hp_subject(
             )
         )
     n_voxels = data.shape[1]
+    ceiling_path = names.path("noise_ceiling", subject=subject)
+    ceiling = read_noise_ceiling(ceiling_path, n_voxels)
     return Subject(
         name=subject,
         runs=runs,
         roi_masks=read_hp_rois(names, subject, n_voxels, options.allow_pickled_rois),
-        noise_ceiling=read_noise_ceiling(names.path("noise_ceiling", subject=subject), n_voxels),
+        noise_ceiling=ceiling,
+        noise_ceiling_method=None if ceiling is None else f"precomputed ({ceiling_path.name})",
     )
 
 

@@ -12,7 +12,10 @@ Each MATLAB file (read with ``scipy.io.loadmat``, no pickle) holds:
 The subject gets 0-based ``voxel_coords`` and the affine adjusted to them
 (``matrix @ shift_by_one``), so a per-voxel result can be written back as a NIfTI volume.
 ``trim_start``/``trim_end`` drop TRs of every run from the responses here (the file holds
-them all); their words stay as context. Word markers (``+``, ``@``): see ``hp_words``.
+them all); their words stay as context. The defaults, 20 / 15 TRs per run, are those of the
+array layout (``hp``: 1351 TRs -> 1211 kept rows), so that both forms of the data give the
+same kept TRs and the same samples; set them to 0 to keep every TR. Word markers (``+``,
+``@``): see ``hp_words``.
 """
 
 from __future__ import annotations
@@ -46,13 +49,14 @@ class HpMatOptions:
     """Options of the ``hp_mat`` layout.
 
     Attributes:
-        trim_start: TRs of every run left out of the responses at its start.
-        trim_end: TRs left out at its end.
+        trim_start: TRs of every run left out of the responses at its start (default 20, as
+            in the array layout).
+        trim_end: TRs left out at its end (default 15, as in the array layout).
         tr: repetition time in seconds; default the median TR spacing.
     """
 
-    trim_start: int = 0
-    trim_end: int = 0
+    trim_start: int = layouts.HP_TRIM_START
+    trim_end: int = layouts.HP_TRIM_END
     tr: float | None = None
 
 
@@ -138,7 +142,10 @@ def read_mat_subject(path: Path, subject: str, options: HpMatOptions) -> tuple[S
         checks.check_increasing(path, tr_seconds[rows], f"TR times of run {label:g}", strict=True)
         if len(rows) <= options.trim_start + options.trim_end:
             raise BrainmisInputError(
-                path, f"run {label:g} has {len(rows)} TRs, too few for the trimming"
+                path,
+                f"run {label:g} has {len(rows)} TRs, too few for the trimming (trim_start="
+                f"{options.trim_start}, trim_end={options.trim_end}; set them in the source "
+                "manifest's options)",
             )
         run_rows.append(rows)
     tr = (
