@@ -48,7 +48,7 @@ from brainmis.data.window_tokens import (
     pad_token_id,
     tokenize_windows,
 )
-from brainmis.errors import BrainmisInputError, missing_model_folder
+from brainmis.errors import BrainmisInputError, missing_model_folder, refuse_file_in_the_way
 
 
 class WindowDataset(Dataset):
@@ -278,6 +278,7 @@ class BrainDataModule(LightningDataModule):
             return path
         from brainmis.data.synthetic import synthetic_bundle
 
+        refuse_file_in_the_way(hp.cache_dir, "cache_dir folder")
         return Path(
             synthetic_bundle(
                 hp.cache_dir,
