@@ -250,6 +250,29 @@ def atlas_labels_the_atlas_lacks(tmp):
     return source, "roi_labels.tsv", "names label(s) [7] that the atlas sub-01_roi.nii.gz"
 
 
+def moth_story_without_rows(tmp):
+    source = moth(tmp)
+    options = {**MOTH_OPTIONS, "tr_offset": 0.0}  # TR times from the rows: none
+    write_manifest(source / "source.yaml", {"layout": "moth", "options": options})
+    with h5py.File(layouts.moth_train(source, "01"), "a") as handle:
+        del handle["story_01"]
+        handle.create_dataset("story_01", data=np.zeros((0, 5), np.float32))
+    silence = [("IntervalTier", "word", [(0.0, 12.0, "")])]
+    layouts.moth_textgrid(source, "story_01").write_text(textgrid_long(silence, 12.0))
+    return source, "source.yaml", "run 'story_01': no kept TRs (its responses have 0 rows)"
+
+
+def moth_without_voxels(tmp):
+    source = moth(tmp)
+    layouts.moth_mappers(source, "01").unlink()
+    for path, shape in ((layouts.moth_train, (5, 0)), (layouts.moth_val, (2, 5, 0))):
+        with h5py.File(path(source, "01"), "a") as handle:
+            for story in list(handle):
+                del handle[story]
+                handle.create_dataset(story, data=np.zeros(shape, np.float32))
+    return source, "source.yaml", "subject '01' has no voxels"
+
+
 CASES = [
     missing_file,
     responses_vs_tr_times,
@@ -281,6 +304,8 @@ CASES = [
     nifti_duration_not_a_number,
     nifti_events_without_any_word,
     atlas_labels_the_atlas_lacks,
+    moth_story_without_rows,
+    moth_without_voxels,
 ]
 
 

@@ -205,6 +205,8 @@ def check_dataset(dataset: BrainDataset, path: Path | str | None) -> None:
         if not subject.runs:
             raise BrainmisInputError(path, f"{where} has no runs")
         n_voxels = subject.runs[0].n_voxels
+        if n_voxels == 0:
+            raise BrainmisInputError(path, f"{where} has no voxels (responses have 0 columns)")
         names = [run.name for run in subject.runs]
         if len(set(names)) != len(names):
             raise BrainmisInputError(path, f"{where} has duplicate run names {names}")
@@ -233,6 +235,8 @@ def check_run(run: Run, n_voxels: int, path: Path | str | None, where: str) -> N
         raise BrainmisInputError(
             path, f"{where}: responses must be (n_kept, {n_voxels}), found {run.responses.shape}"
         )
+    if run.responses.shape[0] == 0:
+        raise BrainmisInputError(path, f"{where}: no kept TRs (its responses have 0 rows)")
     if run.tr_times.ndim != 1 or len(run.kept_trs) != run.responses.shape[0]:
         raise BrainmisInputError(
             path,
