@@ -8,8 +8,8 @@ the same epoch. Nothing is probed under ``fast_dev_run`` or during the sanity ch
 
 Reads the LightningModule's ``backbone``, ``tokenizer`` and ``feature_layer`` (see
 docs/architecture.md). Per evaluation it logs ``probing/<task>`` (mean over seeds of accuracy,
-or Pearson r for regression), ``probing/subfield/<name>`` and ``probing/mean`` to every
-logger, and appends all scores to ``<log_dir>/evaluation/probing.csv``. Only global rank 0
+or Pearson r for regression), ``probing/subfield/<name>``, ``probing/mean`` (over tasks) and
+``probing/mean_of_subfields`` to every logger, and appends all scores to ``<log_dir>/evaluation/probing.csv``. Only global rank 0
 probes (the other ranks go on; the probe pass does not touch DDP collectives).
 """
 
@@ -157,8 +157,10 @@ class ProbingCallback(Callback):
         per_subfield = subfield_means(per_task, {task.name: task.subfield for task in tasks})
         metrics = {f"probing/{name}": value for name, value in per_task.items()}
         metrics.update({f"probing/subfield/{name}": value for name, value in per_subfield.items()})
+        if per_task:  # overall = mean over tasks (datasets), as in `brainmis compare`
+            metrics["probing/mean"] = sum(per_task.values()) / len(per_task)
         if per_subfield:
-            metrics["probing/mean"] = sum(per_subfield.values()) / len(per_subfield)
+            metrics["probing/mean_of_subfields"] = sum(per_subfield.values()) / len(per_subfield)
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         append_probing_csv(
