@@ -48,7 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             run_lightning_cli([command, *rest])
             return 0
         if command not in TOOLS:
-            print(f"brainmis: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+            known = ", ".join([*LIGHTNING_SUBCOMMANDS, *TOOLS])
+            print(
+                f"brainmis: error: unknown command {command!r}; commands: {known} "
+                "(see brainmis --help)",
+                file=sys.stderr,
+            )
             return 2
         module = importlib.import_module(TOOLS[command][0])
         return int(module.main(rest) or 0)

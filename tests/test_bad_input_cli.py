@@ -352,3 +352,10 @@ def test_out_folder_under_a_file(argv, tmp_path, capsys):
     code = main([arg.format(**values) for arg in argv])
     one_line_error(capsys, code, argv[0], "blocker: is a file", "cannot be made")
     assert snapshot(tmp_path) == before
+
+
+def test_unknown_command_is_one_line(capsys):
+    assert main(["trian", "--config", "x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("brainmis: error: unknown command 'trian'")
+    assert "fit, validate, test, synth, prepare" in err and "(see brainmis --help)" in err
