@@ -94,7 +94,7 @@ def load_tokenizer(path: str | Path) -> Any:
         raise missing_model_folder(path)
     if not path.is_dir():
         raise BrainmisInputError(
-            path, "tokenizer path is a file; expected a save_pretrained folder"
+            path, "is a file; expected a folder written by save_pretrained (the model's)"
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
