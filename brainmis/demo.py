@@ -62,6 +62,22 @@ def synthetic_default_subjects() -> list[str]:
     return list(load_bundle(BrainDataModule().bundle_path, verify=False).subjects)
 
 
+def demo_subjects(requested: list[str] | None) -> list[str]:
+    """The subjects to fit: ``requested`` (each must be one of the synthetic default's), or
+    all of them. Checked before the demo writes anything."""
+    available = synthetic_default_subjects()
+    unknown = [name for name in requested or [] if name not in available]
+    if unknown:
+        raise BrainmisInputError(
+            None,
+            f"--subjects: unknown subject(s) {', '.join(unknown)}; the synthetic default has "
+            f"{', '.join(available)}",
+        )
+    if requested and len(set(requested)) != len(requested):
+        raise BrainmisInputError(None, f"--subjects repeat: {' '.join(requested)}")
+    return list(requested or available)
+
+
 def fit_args(condition: str, subject: str, model: Path, out: Path, extra: list[str]) -> list[str]:
     """Arguments of ``brainmis fit`` for one demo run, logged under
     ``<out>/lightning_logs/<condition>_sub-<subject>/version_0``."""
@@ -117,6 +133,7 @@ def main(argv: list[str]) -> int:
     out = refuse_non_empty_dir(args.out) if args.out else first_free_folder(Path("runs/demo"))
     for condition in args.conditions:
         demo_config(condition)
+    subjects = demo_subjects(args.subjects)
 
     from brainmis.analysis.compare import main as compare_main
     from brainmis.models.tiny import make_tiny_model
@@ -129,7 +146,6 @@ def main(argv: list[str]) -> int:
     print(f"brainmis demo: writing into {out}")
     model = make_tiny_model("gpt2", out=out / "tiny-gpt2", pretrain_steps=args.pretrain_steps)
     print(f"  tiny GPT-2 with a tokenizer trained on the narrative: {model}")
-    subjects = args.subjects or synthetic_default_subjects()
     for subject in subjects:
         for condition in args.conditions:
             print(f"  fit {condition:<11} subject {subject} ...", end=" ", flush=True)

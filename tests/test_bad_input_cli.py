@@ -359,3 +359,16 @@ def test_unknown_command_is_one_line(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("brainmis: error: unknown command 'trian'")
     assert "fit, validate, test, synth, prepare" in err and "(see brainmis --help)" in err
+
+
+@pytest.mark.parametrize(
+    ("subjects", "problem"),
+    [(["Z"], "unknown subject(s) Z; the synthetic default has F, H"), (["F", "F"], "repeat")],
+)
+def test_demo_subjects_are_checked_before_writing(subjects, problem, tmp_path, capsys, monkeypatch):
+    import brainmis.demo
+
+    monkeypatch.setattr(brainmis.demo, "synthetic_default_subjects", lambda: ["F", "H"])
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--subjects", *subjects])
+    one_line_error(capsys, code, "demo", "--subjects", problem)
+    assert not (tmp_path / "demo").exists()
