@@ -411,3 +411,12 @@ def test_an_existing_bundle_without_words_is_refused_by_fit(tmp_path, capsys, mo
     line = err.strip().splitlines()[-1]
     assert line.startswith("brainmis fit: error: ") and "old: subject 'F' has no words" in line
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_empty_roi_mask_is_noted_in_the_summary(tmp_path, capsys):
+    source = hp(tmp_path)
+    masks = {"IFG": np.array([1, 1, 0, 0, 0, 0], bool), "MFG": np.zeros(6, bool)}
+    np.savez(layouts.hp_rois(source, "F"), **masks)
+    assert main(["prepare", str(source), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "note: subject F: ROI 'MFG' holds no voxel; train with data.rois naming" in out

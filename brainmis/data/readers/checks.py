@@ -176,6 +176,18 @@ def check_roi_masks(path: Path, masks: Mapping[str, np.ndarray], n_voxels: int) 
             raise BrainmisInputError(path, f"ROI {name!r} must be a ({n_voxels},) bool mask")
 
 
+def empty_roi_notes(dataset: BrainDataset) -> list[str]:
+    """One note per ROI mask without a single voxel: accepted, but training over every ROI
+    (``data.rois`` unset) will refuse it, so ``prepare`` says so."""
+    return [
+        f"subject {subject.name}: ROI {name!r} holds no voxel; train with data.rois naming "
+        "the others"
+        for subject in dataset.subjects.values()
+        for name, mask in subject.roi_masks.items()
+        if not np.any(mask)
+    ]
+
+
 def check_words_inside_run(path: Path, run: Run, tr: float) -> None:
     """Every word must fall in one TR of its run: ``tr_times[0] - tr < onset <= tr_times[-1]``."""
     if len(run.words) == 0:
