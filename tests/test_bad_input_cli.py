@@ -372,3 +372,12 @@ def test_demo_subjects_are_checked_before_writing(subjects, problem, tmp_path, c
     code = main(["demo", "--out", str(tmp_path / "demo"), "--subjects", *subjects])
     one_line_error(capsys, code, "demo", "--subjects", problem)
     assert not (tmp_path / "demo").exists()
+
+
+def test_fit_on_a_source_folder_instead_of_a_bundle(tiny_gpt2, tmp_path, capsys):
+    write_hp(tmp_path / "src", subjects=("F",))
+    args = [f"--model.pretrained_path={tiny_gpt2}", f"--data.bundle={tmp_path / 'src'}"]
+    code = main(["fit", *args, f"--trainer.default_root_dir={tmp_path / 'runs'}"])
+    line = one_line_error(capsys, code, "fit", "src: not a brainmis bundle", alone=False)
+    assert "brainmis prepare SOURCE --out DIR" in line
+    assert not (tmp_path / "runs").exists()

@@ -232,7 +232,11 @@ def bundle_folder(path: str | Path) -> Path:
     path = Path(path)
     folder = path.parent if path.name == MANIFEST_NAME and path.is_file() else path
     if not (folder / MANIFEST_NAME).is_file():
-        raise BrainmisInputError(folder, f"not a brainmis bundle (no {MANIFEST_NAME})")
+        raise BrainmisInputError(
+            folder,
+            f"not a brainmis bundle (no {MANIFEST_NAME}); make one from a source with "
+            "`brainmis prepare SOURCE --out DIR`",
+        )
     return folder
 
 
