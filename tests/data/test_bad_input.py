@@ -273,6 +273,21 @@ def moth_without_voxels(tmp):
     return source, "source.yaml", "subject '01' has no voxels"
 
 
+def hp_without_subjects(tmp):
+    source = hp(tmp)
+    for name in ("data", "rois", "noise_ceiling"):
+        getattr(layouts, f"hp_{name}")(source, "F").unlink()
+    return source, "src", "no subject data found"
+
+
+def moth_story_in_both_files(tmp):
+    source = moth(tmp)
+    with h5py.File(layouts.moth_val(source, "01"), "a") as handle:
+        handle["story_01"] = handle["story_03"][()]
+        del handle["story_03"]
+    return source, "_val.hdf", "story names repeat across files"
+
+
 CASES = [
     missing_file,
     responses_vs_tr_times,
@@ -306,6 +321,8 @@ CASES = [
     atlas_labels_the_atlas_lacks,
     moth_story_without_rows,
     moth_without_voxels,
+    hp_without_subjects,
+    moth_story_in_both_files,
 ]
 
 
