@@ -78,8 +78,11 @@ def config_files(args: Sequence[str]) -> list[Path]:
 
 
 def check_config_files(args: Sequence[str]) -> None:
-    """Every ``--config`` file exists and is readable YAML (a mapping of keys)."""
+    """Every ``--config`` file exists and is readable YAML (a mapping of keys). A value that
+    is YAML itself (``--config '{trainer: {max_epochs: 1}}'``) is left to jsonargparse."""
     for path in config_files(args):
+        if not path.is_file() and any(mark in str(path) for mark in ":{\n"):
+            continue
         if not path.is_file():
             raise BrainmisInputError(path, "config file not found")
         try:

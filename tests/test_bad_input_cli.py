@@ -381,3 +381,18 @@ def test_fit_on_a_source_folder_instead_of_a_bundle(tiny_gpt2, tmp_path, capsys)
     line = one_line_error(capsys, code, "fit", "src: not a brainmis bundle", alone=False)
     assert "brainmis prepare SOURCE --out DIR" in line
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_inline_yaml_config_is_not_taken_for_a_file(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "fit",
+                "--config",
+                "{seed_everything: 7}",
+                "--model.pretrained_path=m",
+                "--print_config",
+            ]
+        )
+    assert exit_info.value.code in (0, None)
+    assert yaml.safe_load(capsys.readouterr().out)["seed_everything"] == 7
