@@ -18,6 +18,7 @@ starting the trainer:
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 from collections.abc import Sequence
@@ -26,7 +27,6 @@ from typing import Any, NoReturn
 
 import torch
 import yaml
-from jsonargparse._common import debug_mode_active
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 
@@ -55,7 +55,7 @@ class OneLineErrorParser(LightningArgumentParser):
     """
 
     def error(self, message: str, ex: Exception | None = None) -> NoReturn:
-        if not self.exit_on_error or debug_mode_active():
+        if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG", "").lower() == "true":
             super().error(message, ex)
         raise LightningUsageError(" ".join(str(message).split())) from None
 
