@@ -48,9 +48,14 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("synthetic-cache")
 
 
-def fit_paper_config(name: str, model: Path, cache: Path, root: Path, *extra: str) -> Path:
-    """One short epoch of a shipped paper config on CPU; returns the run folder."""
+def fit_paper_config(
+    name: str, model: Path, cache: Path, root: Path, *extra: str, callbacks: bool = True
+) -> Path:
+    """One short epoch of a shipped paper config on CPU; returns the run folder. Without
+    ``callbacks`` the config's callbacks (checkpoints, brain alignment, probing) are dropped:
+    Lightning's default checkpoint remains."""
     dataset = name.split("_")[1]
+    narrow = [f"--probing.tasks=[{PROBE_TASK}]", "--probing.max_items=30"]
     code = brainmis_main(
         [
             "fit",
@@ -69,8 +74,7 @@ def fit_paper_config(name: str, model: Path, cache: Path, root: Path, *extra: st
             "--trainer.limit_val_batches=1",
             "--trainer.num_sanity_val_steps=0",
             "--trainer.enable_progress_bar=false",
-            f"--probing.tasks=[{PROBE_TASK}]",
-            "--probing.max_items=30",
+            *(narrow if callbacks else ["--trainer.callbacks=[]"]),
             f"--trainer.default_root_dir={root}",
             *extra,
         ]
@@ -140,9 +144,8 @@ def test_commands_evaluate_a_run_without_callbacks_into_its_folder(
     """A run trained without the evaluation callbacks: `evaluate-brain` and `probe` on its
     checkpoint write into its evaluation/ and `compare` reads them there."""
     run = fit_paper_config(
-        "gpt2_hp_misaligned", tiny_models["gpt2"], cache, tmp_path / "root",
-        "--trainer.callbacks=[]", "--probing.tasks=null", "--probing.max_items=null",
-    )  # fmt: skip
+        "gpt2_hp_misaligned", tiny_models["gpt2"], cache, tmp_path / "root", callbacks=False
+    )
     evaluation = run / "evaluation"
     assert not (evaluation / "brain_alignment.json").exists()
     checkpoint = sorted((run / "checkpoints").glob("*.ckpt"))[-1]
@@ -165,9 +168,8 @@ def test_commands_evaluate_a_run_without_callbacks_into_its_folder(
 
 def test_evaluate_brain_refuses_a_training_fold(tiny_models, cache, tmp_path, capsys):
     run = fit_paper_config(
-        "gpt2_hp_preserving", tiny_models["gpt2"], cache, tmp_path / "root",
-        "--trainer.callbacks=[]",
-    )  # fmt: skip
+        "gpt2_hp_preserving", tiny_models["gpt2"], cache, tmp_path / "root", callbacks=False
+    )
     checkpoint = sorted((run / "checkpoints").glob("*.ckpt"))[-1]
     out = tmp_path / "out"
     capsys.readouterr()

@@ -19,6 +19,7 @@ from transformers import (
     AutoTokenizer,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as transformers_logging
 
 from brainmis.errors import BrainmisInputError, missing_model_folder
 
@@ -107,6 +108,7 @@ def load_backbone(
     tokenizer = load_tokenizer(path)
     auto_class = AutoModelForMaskedLM if family in MASKED_LM_FAMILIES else AutoModelForCausalLM
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
+    transformers_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise
     try:
         model = auto_class.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
     except (OSError, ValueError, RuntimeError) as error:

@@ -73,7 +73,9 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
         raise BrainmisInputError(path, "checkpoint file not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as error:
+        if "unsupported global" not in str(error).lower():  # no class or code: not a pickle
+            raise BrainmisInputError(path, "not a readable checkpoint file") from None
         raise BrainmisInputError(
             path,
             "holds objects other than tensors (pickled classes or code); brainmis loads "

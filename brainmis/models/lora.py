@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
@@ -16,6 +18,8 @@ DEFAULT_TARGETS: dict[str, list[str]] = {
 LLAMA_MLP_TARGETS = ["gate_proj", "up_proj", "down_proj"]
 # peft's name of the list that holds the transformer blocks, per family.
 LAYERS_PATTERN = {"bert": "layer", "gpt2": "h", "llama": "layers"}
+# Families whose linear layers store weights as (in, out) (GPT-2's Conv1D).
+FAN_IN_FAN_OUT = {"gpt2"}
 
 
 def lora_targets(
@@ -59,8 +63,11 @@ def add_lora(
         layers_to_transform=layers_to_transform,
         layers_pattern=LAYERS_PATTERN.get(family) if layers_to_transform is not None else None,
         bias="none",
+        fan_in_fan_out=family in FAN_IN_FAN_OUT,
     )
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft asks transformers 5 a deprecated question
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            return get_peft_model(model, config)
     except ValueError as error:  # e.g. a target module name that the model does not have
         raise BrainmisInputError(None, f"cannot add LoRA adapters: {error}") from error

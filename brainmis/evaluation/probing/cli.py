@@ -106,6 +106,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     out = None if args.out is None else refuse_non_empty_dir(args.out)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    holmes_tasks = None if args.holmes is None else read_holmes_folder(args.holmes, args.tasks)
     if args.ckpt is not None:
         from brainmis.models.checkpoint import load_checkpoint_module
 
@@ -134,9 +135,9 @@ def main(argv: list[str]) -> int:
     n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     if isinstance(n_layers, int) and not -(n_layers + 1) <= layer <= n_layers:
         raise BrainmisInputError(None, f"--layer {layer} outside the model's 0..{n_layers}")
-    if args.holmes is not None:
-        tasks = read_holmes_folder(args.holmes, args.tasks)
-    else:
+    if holmes_tasks is not None:
+        tasks = holmes_tasks
+    else:  # generated into its cache only now, once every other input has been checked
         tasks = load_builtin_suite(args.cache_dir, args.suite_seed, args.tasks)
     tasks = [task.capped(args.max_items) for task in tasks]
     model.to(device)
