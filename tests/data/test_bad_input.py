@@ -437,3 +437,13 @@ def test_an_empty_roi_mask_is_noted_in_the_summary(tmp_path, capsys):
     assert main(["prepare", str(source), "--out", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "note: subject F: ROI 'MFG' holds no voxel; train with data.rois naming" in out
+
+
+def test_a_noise_ceiling_above_one_is_noted_in_the_summary(tmp_path, capsys):
+    source = hp(tmp_path)
+    np.save(layouts.hp_noise_ceiling(source, "F"), np.linspace(0.0, 80.0, 6))  # percent
+    assert main(["prepare", str(source), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "note: subject F: noise ceiling values go up to 80; ceilings are correlations" in out
+    assert main(["prepare", str(hp(tmp_path / "fine")), "--out", str(tmp_path / "out2")]) == 0
+    assert "note:" not in capsys.readouterr().out

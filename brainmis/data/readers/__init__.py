@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from brainmis.data.readers.checks import check_dataset, empty_roi_notes
+from brainmis.data.readers.checks import ceiling_notes, check_dataset, empty_roi_notes
 from brainmis.data.readers.hp_arrays import HpArrayOptions, read_hp_arrays
 from brainmis.data.readers.hp_mat import HpMatOptions, read_hp_mat
 from brainmis.data.readers.moth import MothOptions, read_moth
@@ -75,7 +75,9 @@ def read_manifest(manifest: SourceManifest, subjects: list[str] | None = None) -
         source=source,
     )
     check_dataset(dataset, source)
-    dataset.notes.extend(files_outside_root(manifest) + empty_roi_notes(dataset))
+    dataset.notes.extend(
+        files_outside_root(manifest) + empty_roi_notes(dataset) + ceiling_notes(dataset)
+    )
     return dataset
 
 

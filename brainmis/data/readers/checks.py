@@ -188,6 +188,22 @@ def empty_roi_notes(dataset: BrainDataset) -> list[str]:
     ]
 
 
+def ceiling_notes(dataset: BrainDataset) -> list[str]:
+    """One note per subject whose noise ceiling goes above 1: ceilings are correlations
+    (``cc_max``, at most about 1), so larger values are likely another unit (percent)."""
+    notes = []
+    for subject in dataset.subjects.values():
+        if subject.noise_ceiling is None or not np.size(subject.noise_ceiling):
+            continue
+        largest = float(np.nanmax(subject.noise_ceiling))
+        if largest > 1.0:
+            notes.append(
+                f"subject {subject.name}: noise ceiling values go up to {largest:g}; ceilings "
+                "are correlations (at most about 1): another unit, e.g. percent?"
+            )
+    return notes
+
+
 def check_words_inside_run(path: Path, run: Run, tr: float) -> None:
     """Every word must fall in one TR of its run: ``tr_times[0] - tr < onset <= tr_times[-1]``."""
     if len(run.words) == 0:
