@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 import torch
 
-from brainmis.evaluation.ridge import (
+from brainmis.ridge import (
     DEFAULT_ALPHAS,
     LEAVE_ONE_OUT,
     RidgeCVResult,

@@ -19,7 +19,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "prepare": ("brainmis.data.prepare", "turn a source dataset into a canonical bundle"),
     "make-tiny-model": ("brainmis.models.tiny", "build a tiny model + tokenizer from a text"),
     "export": ("brainmis.models.export", "merge LoRA from a checkpoint into a HF model folder"),
-    "evaluate-brain": ("brainmis.evaluation.brain_cli", "cross-validated ridge brain alignment"),
+    "evaluate-brain": ("brainmis.evaluation.brain.cli", "cross-validated ridge brain alignment"),
     "probe": ("brainmis.evaluation.probing.cli", "Holmes-style probing of a model"),
     "compare": ("brainmis.analysis.compare", "statistics, tables, figures across runs"),
     "sweep": ("brainmis.launch.sweep", "expand an experiment matrix, run it locally or on SLURM"),

@@ -216,7 +216,7 @@ def predictive_inter_subject_ceiling(
     first ``n_components`` principal components fitted on the training runs only (runs
     ``!= k``; the test rows are projected on those components); a ridge with a penalty per
     voxel, chosen by leave-one-run-out cross-validation inside the training runs
-    (``brainmis.evaluation.ridge``, the brain-alignment ridge; leave-one-TR-out when only one
+    (``brainmis.ridge``, the brain-alignment ridge; leave-one-TR-out when only one
     training run is left), maps the components to subject ``s``'s voxels; the score is the
     Pearson r on run ``k``. Scores are averaged over the runs (folds). The subjects need no
     common voxel space, only a common stimulus timeline (rows aligned).
@@ -233,7 +233,7 @@ def predictive_inter_subject_ceiling(
         responses: one ``(T, V_s)`` array per subject (memmaps are fine), rows aligned.
         runs: ``(T,)`` run label of every row; at least 2 distinct runs.
         n_components: principal components kept (fewer when the training rows have fewer).
-        alphas: ridge penalties (default ``brainmis.evaluation.ridge.DEFAULT_ALPHAS``).
+        alphas: ridge penalties (default ``brainmis.ridge.DEFAULT_ALPHAS``).
         targets: indices of the subjects to compute (default all); the others only predict.
         device: torch device of the ridge (default CPU).
         on_subject: called after each target subject with its index and the seconds it took.
@@ -248,7 +248,7 @@ def predictive_inter_subject_ceiling(
     # module stays light (torch) for the repeat-based ceilings.
     import torch
 
-    from brainmis.evaluation.ridge import DEFAULT_ALPHAS, ridge_cv_score
+    from brainmis.ridge import DEFAULT_ALPHAS, ridge_cv_score
 
     runs = np.asarray(runs)
     if len(responses) < 2:

@@ -27,7 +27,7 @@ def fitted_run(tmp_path_factory, tiny_gpt2_path, brain_bundle):
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     from brainmis.data.datamodule import BrainDataModule
-    from brainmis.evaluation.brain_callback import BrainAlignmentCallback
+    from brainmis.evaluation.brain.callback import BrainAlignmentCallback
     from brainmis.models.module import BrainMisalignmentModule
 
     root = tmp_path_factory.mktemp("brain-fit")

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from brainmis.evaluation.brain_callback import BrainAlignmentCallback
-from brainmis.evaluation.encoding import evaluate_brain_alignment
-from brainmis.evaluation.model_alignment import model_window_features
+from brainmis.evaluation.brain.alignment import AlignmentData, model_window_features
+from brainmis.evaluation.brain.callback import BrainAlignmentCallback
+from brainmis.evaluation.brain.encoding import evaluate_brain_alignment
 
 
 def test_run_folder_files(fitted_run):
@@ -73,7 +73,9 @@ def test_baseline_is_the_untrained_model(fitted_run, tiny_gpt2_path):
     from brainmis.models.backbone import load_backbone
 
     log_dir, _, datamodule = fitted_run
-    features = model_window_features(load_backbone(tiny_gpt2_path).model, datamodule)
+    features = model_window_features(
+        load_backbone(tiny_gpt2_path).model, AlignmentData.from_datamodule(datamodule)
+    )
     expected = evaluate_brain_alignment(
         features,
         datamodule.true_targets,

@@ -11,7 +11,7 @@ from brainmis.data import layouts
 from brainmis.data.readers import read_source
 from brainmis.data.synthetic import generate_synthetic
 from brainmis.errors import BrainmisInputError
-from brainmis.evaluation.encoding import (
+from brainmis.evaluation.brain.encoding import (
     evaluate_brain_alignment,
     inner_groups,
     summarize_voxels,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from brainmis.data.records import Run, Subject
-from brainmis.evaluation.brain_maps import can_map, save_brain_map, values_to_volume
-from brainmis.evaluation.encoding import evaluate_brain_alignment
-from brainmis.evaluation.leakage import MLPSettings, early_stopping_split, mlp_leakage
+from brainmis.evaluation.brain.encoding import evaluate_brain_alignment
+from brainmis.evaluation.brain.leakage import MLPSettings, early_stopping_split, mlp_leakage
+from brainmis.evaluation.brain.maps import can_map, save_brain_map, values_to_volume
 
 
 def test_mlp_finds_what_a_linear_read_out_cannot():
@@ -95,7 +95,7 @@ def test_no_coordinates_no_map(tmp_path):
 def test_alignment_files_include_a_map_when_coordinates_are_known(tmp_path):
     import json
 
-    from brainmis.evaluation.model_alignment import ModelAlignment, write_alignment_files
+    from brainmis.evaluation.brain.alignment import ModelAlignment, write_alignment_files
 
     rng = np.random.default_rng(2)
     features, responses = rng.standard_normal((60, 4)), rng.standard_normal((60, 2))
@@ -115,21 +115,22 @@ def test_alignment_files_include_a_map_when_coordinates_are_known(tmp_path):
 
 
 def test_alignment_with_leakage_reports_both_read_outs():
-    from types import SimpleNamespace
-
-    from brainmis.evaluation.model_alignment import align_features
+    from brainmis.evaluation.brain.alignment import AlignmentData, align_features
 
     rng = np.random.default_rng(3)
     features = rng.standard_normal((120, 5))
     targets = features[:, :2] @ rng.standard_normal((2, 4)) + rng.standard_normal((120, 4))
-    datamodule = SimpleNamespace(
+    data = AlignmentData(
+        windows=[],  # the features are given: no windows to read
+        n_windows=120,
+        context_trs=1,
         true_targets=targets.astype(np.float32),
         window_runs=np.repeat(np.arange(3), 40),
         test_run=1,
         noise_ceiling=np.full(4, 0.8),
         roi_masks={"A": np.array([True, True, False, False])},
     )
-    alignment = align_features(features, datamodule, epoch=2, alphas=[1.0, 10.0], leakage=True)
+    alignment = align_features(features, data, epoch=2, alphas=[1.0, 10.0], leakage=True)
     assert alignment.ridge.test_runs == [1] and alignment.leakage.test_runs == [1]
     scalars = alignment.scalars()
     assert scalars["brain_alignment/roi/A"] == pytest.approx(alignment.ridge.r[:2].mean())

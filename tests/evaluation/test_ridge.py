@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.linear_model import Ridge, RidgeCV
 
-from brainmis.evaluation.ridge import (
+from brainmis.ridge import (
     LEAVE_ONE_OUT,
     group_splits,
     pearson_per_column,
@@ -114,7 +114,7 @@ def test_penalty_basis_changes_nothing_measurable():
 def test_voxel_chunks_and_reused_buffers_change_nothing(monkeypatch, n_features):
     """Chunks (a few dozen voxels in the validation step, 128 in the refit) with a narrower
     last chunk (reallocated buffers) give the numbers of a single chunk."""
-    import brainmis.evaluation.ridge as ridge
+    import brainmis.ridge as ridge
 
     X_train, Y_train, X_test, _ = fixed_problem(160, n_features, n_voxels=300, seed=7)
     splits = group_splits(np.repeat(np.arange(3), 40))

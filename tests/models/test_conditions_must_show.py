@@ -1,21 +1,24 @@
 """THE must-show result on the synthetic ground truth (DESIGN.md section 1, issue 3).
 
 A tiny GPT-2 pre-trained on the narrative is fine-tuned under each condition with the
-module's defaults (w_lm 0.1, w_ba 10, GRL lambda 0.1 with the DANN ramp, head lr 5e-3),
-fixed seeds, 4 epochs on the synthetic default. Brain alignment is a FRESH cross-validated
-ridge (brainmis.evaluation) on the frozen features of the training runs against the true
-responses, scored on the held-out run; never the training head's r.
+module's defaults (w_lm 0.1, w_ba 10, GRL lambda 0.05 with the DANN ramp, head lr 5e-3),
+fixed seeds, 4 epochs on the synthetic default. Brain alignment is the project's own
+evaluation (``brainmis.evaluation.brain.alignment``, as the callback and ``evaluate-brain``
+run it): a FRESH cross-validated ridge on the frozen features of the training runs against
+the true responses, scored on the held-out run; never the training head's r.
 """
 
 from __future__ import annotations
 
 import lightning as L
 import pytest
-import torch
 
 from brainmis.data.datamodule import BrainDataModule
-from brainmis.evaluation.encoding import evaluate_brain_alignment
-from brainmis.models.features import window_features
+from brainmis.evaluation.brain.alignment import (
+    AlignmentData,
+    align_features,
+    model_window_features,
+)
 from brainmis.models.module import BrainMisalignmentModule
 from brainmis.models.tiny import make_tiny_model
 
@@ -24,25 +27,11 @@ PRETRAIN_STEPS = 200
 
 
 def fresh_brain_alignment(module: BrainMisalignmentModule, data: BrainDataModule) -> float:
-    """Mean held-out r of a ridge fitted on the frozen features (true targets)."""
+    """Mean held-out r of the fresh ridge on the frozen features (true targets)."""
     module.eval()
-    with torch.no_grad():
-        features = torch.cat(
-            [
-                window_features(
-                    module.backbone,
-                    b["input_ids"],
-                    b["attention_mask"],
-                    b["group_ids"],
-                    data.context_trs,
-                )
-                for b in data.full_dataloader()
-            ]
-        )
-    result = evaluate_brain_alignment(
-        features.numpy(), data.true_targets, data.window_runs, test_runs=data.test_run
-    )
-    return result.mean
+    record = AlignmentData.from_datamodule(data)
+    features = model_window_features(module.backbone, record, layer=module.feature_layer)
+    return align_features(features, record, epoch=EPOCHS).ridge.mean
 
 
 def train_condition(model_dir, cache_dir, root, condition):

@@ -10,10 +10,10 @@ epochs finished before the evaluation (the project's convention,
 - at fit end, unless the final weights were just evaluated (E = epochs finished; a fit
   stopped inside an epoch re-evaluates and overwrites that label with the final weights).
 
-Each evaluation extracts the features of all windows (``datamodule.full_dataloader()``)
-with the module's ``backbone`` and ``feature_layer``, fits the ridge on the non-test runs
-against ``datamodule.true_targets`` (never the shuffled training targets) and scores
-``datamodule.test_run`` (see :mod:`brainmis.evaluation.model_alignment`). It logs
+Each evaluation extracts the features of all windows (``AlignmentData.from_datamodule`` of
+the trainer's datamodule) with the module's ``backbone`` and ``feature_layer``, fits the
+ridge on the non-test runs against the true targets (never the shuffled training targets)
+and scores the test run (see :mod:`brainmis.evaluation.brain.alignment`). It logs
 ``brain_alignment/mean``, ``/median``, ``/nc_normalized``, ``/roi/<name>``,
 ``/seconds`` (its own cost) and a TensorBoard histogram ``brain_alignment/r``, and writes
 ``<log_dir>/evaluation/brain_alignment.json`` (with the voxel selection: ceiling source,
@@ -35,12 +35,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from brainmis.evaluation.model_alignment import (
+from brainmis.evaluation.brain.alignment import (
+    AlignmentData,
     ModelAlignment,
     align_features,
     history_entry,
     model_window_features,
-    voxel_selection_record,
     write_alignment_files,
 )
 from brainmis.run_folder import PRETRAINED_EPOCH, epochs_finished, run_folder
@@ -73,6 +73,8 @@ class BrainAlignmentCallback(Callback):
         self.history: list[dict] = []
         self.last_alignment: ModelAlignment | None = None
         self._evaluated_at_step: dict[int, int] = {}  # epoch label -> global step
+        self._data_record: AlignmentData | None = None
+        self._data_of: object | None = None  # the datamodule the record was built from
 
     # --------------------------------------------------------------- hooks
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -103,25 +105,32 @@ class BrainAlignmentCallback(Callback):
             return
         self._evaluated_at_step[epoch] = trainer.global_step
         if trainer.is_global_zero:
-            alignment = self._evaluate_on_rank_zero(trainer, pl_module, epoch)
-            self._report(trainer, alignment, step)
+            data = self._data(trainer)
+            alignment = self._evaluate_on_rank_zero(data, pl_module, epoch)
+            self._report(trainer, data, alignment, step)
         trainer.strategy.barrier("brain_alignment")
 
-    def _evaluate_on_rank_zero(
-        self, trainer: Trainer, pl_module: LightningModule, epoch: int
-    ) -> ModelAlignment:
+    def _data(self, trainer: Trainer) -> AlignmentData:
+        """The fold's record, from the trainer's ``BrainDataModule`` (built once per fit)."""
         datamodule = trainer.datamodule
         if datamodule is None:
             raise RuntimeError(
                 "BrainAlignmentCallback needs a datamodule (trainer.fit(..., datamodule=))"
             )
+        if self._data_of is not datamodule:
+            self._data_record, self._data_of = AlignmentData.from_datamodule(datamodule), datamodule
+        return self._data_record
+
+    def _evaluate_on_rank_zero(
+        self, data: AlignmentData, pl_module: LightningModule, epoch: int
+    ) -> ModelAlignment:
         start = time.perf_counter()
         features = model_window_features(
-            pl_module.backbone, datamodule, layer=pl_module.feature_layer, device=pl_module.device
+            pl_module.backbone, data, layer=pl_module.feature_layer, device=pl_module.device
         )
         return align_features(
             features,
-            datamodule,
+            data,
             epoch,
             alphas=self.alphas,
             leakage=self.leakage,
@@ -129,7 +138,9 @@ class BrainAlignmentCallback(Callback):
             seconds_so_far=time.perf_counter() - start,
         )
 
-    def _report(self, trainer: Trainer, alignment: ModelAlignment, step: int) -> None:
+    def _report(
+        self, trainer: Trainer, data: AlignmentData, alignment: ModelAlignment, step: int
+    ) -> None:
         self.last_alignment = alignment
         summary = history_entry(alignment)
         self.history = [h for h in self.history if h["epoch"] != alignment.epoch] + [summary]
@@ -138,14 +149,13 @@ class BrainAlignmentCallback(Callback):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_histogram("brain_alignment/r", alignment.ridge.r, step)
         # rank 0 only: run_folder, not trainer.log_dir (a collective under DDP)
-        datamodule = trainer.datamodule
         write_alignment_files(
             run_folder(trainer) / "evaluation",
             alignment,
-            subject=getattr(datamodule, "subject", None),
-            selected_voxels=getattr(datamodule, "selected_voxels", None),
+            subject=data.subject,
+            selected_voxels=data.selected_voxels,
             history=self.history,
-            voxel_selection=voxel_selection_record(datamodule),
+            voxel_selection=data.voxel_selection,
         )
         rank_zero_info(
             f"brain alignment (epoch {alignment.epoch}): mean r {alignment.ridge.mean:.4f}, "

@@ -2,7 +2,7 @@
 
 Outer folds hold out whole runs: every run in turn (leave-one-run-out) or the given held-out
 run(s), e.g. the datamodule's fold. Inside each outer training set, each voxel's penalty is
-chosen by leave-one-run-out cross-validation (:mod:`brainmis.evaluation.ridge`); features
+chosen by leave-one-run-out cross-validation (:mod:`brainmis.ridge`); features
 and responses are z-scored with the outer training statistics. A voxel's score is the
 Pearson r between predicted and measured responses on the held-out run, averaged over outer
 folds.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from brainmis.errors import BrainmisInputError
-from brainmis.evaluation.ridge import DEFAULT_ALPHAS, ridge_cv_score
+from brainmis.ridge import DEFAULT_ALPHAS, ridge_cv_score
 
 INNER_BLOCKS_SINGLE_RUN = 3
 """With one training run only, inner folds are this many contiguous blocks of it."""

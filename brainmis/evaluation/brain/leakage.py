@@ -1,7 +1,7 @@
 """Leakage check: does a small non-linear read-out find brain information a ridge misses?
 
 A one-hidden-layer MLP maps z-scored features to z-scored responses of all voxels at once,
-on the same outer folds as the ridge (:mod:`brainmis.evaluation.encoding`). Early stopping
+on the same outer folds as the ridge (:mod:`brainmis.evaluation.brain.encoding`). Early stopping
 uses an inner split: the last training run (or, with one training run, its last 20%). If a
 misaligned model's ridge score drops but the MLP's does not, the brain information is
 hidden from a linear read-out rather than gone.
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainmis.evaluation.encoding import RegionScore, outer_test_runs, summarize_voxels
-from brainmis.evaluation.ridge import pearson_per_column, zscore_train_apply
+from brainmis.evaluation.brain.encoding import RegionScore, outer_test_runs, summarize_voxels
+from brainmis.ridge import pearson_per_column, zscore_train_apply
 
 SINGLE_RUN_VALIDATION_FRACTION = 0.2
 

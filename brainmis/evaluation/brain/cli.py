@@ -25,7 +25,7 @@ Where it writes:
 
 Both write ``brain_r_epoch{E}.npy`` (E = training epochs finished at the checkpoint, 0 for
 ``--model``) and ``brain_r_epoch{E}.nii.gz`` when the subject has voxel coordinates. The
-evaluation is the one of ``BrainAlignmentCallback`` (``brainmis.evaluation.model_alignment``):
+evaluation is the one of ``BrainAlignmentCallback`` (``brainmis.evaluation.brain.alignment``):
 same features, same ridge, same held-out run, so the numbers agree for the same weights.
 """
 
@@ -36,21 +36,24 @@ import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
-from brainmis.evaluation.model_alignment import (
+from brainmis.evaluation.brain.alignment import (
+    AlignmentData,
     add_to_run_evaluation,
     align_features,
     model_window_features,
     per_voxel_file,
-    voxel_selection_record,
     write_alignment_files,
 )
 from brainmis.run_folder import PRETRAINED_EPOCH
+
+if TYPE_CHECKING:
+    from brainmis.data.datamodule import BrainDataModule
 
 DATA_OVERRIDES = ("bundle", "subject", "fold", "context_trs", "batch_size")
 # Options that change what is evaluated: with any of them the result is not the run's own.
@@ -86,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_datamodule(data_args: dict[str, Any], tokenizer_path: str) -> Any:
+def build_datamodule(data_args: dict[str, Any], tokenizer_path: str) -> BrainDataModule:
     """The datamodule of the evaluation: true targets (never shuffled), set up."""
     from brainmis.data.datamodule import BrainDataModule
 
@@ -233,11 +236,12 @@ def main(argv: list[str]) -> int:
                 "--out DIR to evaluate it again elsewhere",
             )
     datamodule = build_datamodule(target.data_args, target.tokenizer_path)
+    data = AlignmentData.from_datamodule(datamodule)
     target.model.to(device)
-    features = model_window_features(target.model, datamodule, layer=target.layer, device=device)
+    features = model_window_features(target.model, data, layer=target.layer, device=device)
     alphas = None if args.alphas is None else np.asarray(args.alphas, dtype=np.float64)
     alignment = align_features(
-        features, datamodule, target.epoch, alphas=alphas, leakage=args.leakage, device=device
+        features, data, target.epoch, alphas=alphas, leakage=args.leakage, device=device
     )
     inputs = {
         **target.inputs,
@@ -248,20 +252,19 @@ def main(argv: list[str]) -> int:
         "layer": target.layer,
         "n_windows": int(len(datamodule.window_runs)),
     }
-    selection = voxel_selection_record(datamodule)
     if target.run_evaluation is not None:
         folder = target.run_evaluation
         written = add_to_run_evaluation(
-            folder, alignment, datamodule.subject, datamodule.selected_voxels, selection, inputs
+            folder, alignment, data.subject, data.selected_voxels, data.voxel_selection, inputs
         )
     else:
         folder = out
         written = write_alignment_files(
             out,
             alignment,
-            subject=datamodule.subject,
-            selected_voxels=datamodule.selected_voxels,
-            voxel_selection=selection,
+            subject=data.subject,
+            selected_voxels=data.selected_voxels,
+            voxel_selection=data.voxel_selection,
         )
         (out / "inputs.json").write_text(json.dumps(inputs, indent=2) + "\n")
         written.append(out / "inputs.json")

@@ -1,28 +1,34 @@
-"""Brain alignment of a model on a datamodule's fold, and the run-folder files it writes.
+"""Brain alignment of a model on one subject's fold, and the run-folder files it writes.
 
-Shared by :class:`brainmis.evaluation.brain_callback.BrainAlignmentCallback` and
+Shared by :class:`brainmis.evaluation.brain.callback.BrainAlignmentCallback` and
 ``brainmis evaluate-brain``, so both give the same numbers for the same weights: features of
-every window (``datamodule.full_dataloader()``), a ridge fitted on the windows of the
-non-test runs against the *true* targets, scored on ``datamodule.test_run``.
+every window, a ridge fitted on the windows of the non-test runs against the *true* targets,
+scored on the test run. What it needs of the data is one typed record, ``AlignmentData``
+(``AlignmentData.from_datamodule`` builds it from a ``BrainDataModule``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from brainmis.errors import BrainmisInputError
-from brainmis.evaluation.brain_maps import save_brain_map
-from brainmis.evaluation.encoding import BrainAlignmentResult, evaluate_brain_alignment
+from brainmis.evaluation.brain.encoding import BrainAlignmentResult, evaluate_brain_alignment
+from brainmis.evaluation.brain.leakage import LeakageResult, mlp_leakage
+from brainmis.evaluation.brain.maps import save_brain_map
 from brainmis.evaluation.extract import extract_window_features, features_in_table_order
-from brainmis.evaluation.leakage import LeakageResult, mlp_leakage
+
+if TYPE_CHECKING:
+    from brainmis.data.datamodule import BrainDataModule
+    from brainmis.data.records import Subject
 
 RESULT_FILE = "brain_alignment.json"
 
@@ -65,53 +71,103 @@ class ModelAlignment:
         return values
 
 
+@dataclass(frozen=True)
+class AlignmentData:
+    """What a brain-alignment evaluation needs of the data: one subject, one fold.
+
+    Attributes:
+        windows: every window in table order with its true targets (a DataLoader whose
+            batches carry ``input_ids``, ``attention_mask``, ``group_ids``, ``sample_ids``).
+        n_windows: N, the number of windows.
+        context_trs: TR groups per window.
+        true_targets: ``(N, V)`` float32 z-scored responses, never shuffled.
+        window_runs: ``(N,)`` run index of every window.
+        test_run: the run held out for scoring.
+        noise_ceiling: ``(V,)`` ceiling of the test run's responses (correlation units), or None.
+        roi_masks: ROI name -> ``(V,)`` bool over the selected voxels.
+        subject: the subject record (its voxel coordinates make NIfTI maps), or None.
+        selected_voxels: ``(V,)`` indices of the selected voxels among the subject's.
+        voxel_selection: ``{"ceiling_source", "threshold", "counts"}``, or None.
+    """
+
+    windows: Iterable[dict[str, torch.Tensor]]
+    n_windows: int
+    context_trs: int
+    true_targets: np.ndarray
+    window_runs: np.ndarray
+    test_run: int
+    noise_ceiling: np.ndarray | None = None
+    roi_masks: dict[str, np.ndarray] = field(default_factory=dict)
+    subject: Subject | None = None
+    selected_voxels: np.ndarray | None = None
+    voxel_selection: dict[str, Any] | None = None
+
+    @classmethod
+    def from_datamodule(cls, datamodule: BrainDataModule) -> AlignmentData:
+        """The record of a set-up ``BrainDataModule`` (sets it up when needed)."""
+        datamodule.setup()
+        return cls(
+            windows=datamodule.full_dataloader(),
+            n_windows=len(datamodule.window_runs),
+            context_trs=int(datamodule.context_trs),
+            true_targets=datamodule.true_targets,
+            window_runs=np.asarray(datamodule.window_runs),
+            test_run=int(datamodule.test_run),
+            noise_ceiling=datamodule.noise_ceiling,
+            roi_masks=dict(datamodule.roi_masks),
+            subject=datamodule.subject,
+            selected_voxels=datamodule.selected_voxels,
+            voxel_selection=voxel_selection_record(datamodule),
+        )
+
+
 def model_window_features(
-    model: nn.Module, datamodule: Any, layer: int = -1, device: torch.device | None = None
+    model: nn.Module, data: AlignmentData, layer: int = -1, device: torch.device | None = None
 ) -> np.ndarray:
     """Features ``(N, context_trs * hidden)`` float32 of all N windows, in table order."""
     features, sample_ids = extract_window_features(
-        model, datamodule.full_dataloader(), datamodule.context_trs, layer=layer, device=device
+        model, data.windows, data.context_trs, layer=layer, device=device
     )
-    return features_in_table_order(features, sample_ids, len(datamodule.window_runs))
+    return features_in_table_order(features, sample_ids, data.n_windows)
 
 
 def align_features(
     features: np.ndarray,
-    datamodule: Any,
+    data: AlignmentData,
     epoch: int,
     alphas: np.ndarray | None = None,
     leakage: bool = False,
     device: torch.device | str | None = None,
     seconds_so_far: float = 0.0,
 ) -> ModelAlignment:
-    """Score window features ``(N, F)`` against the datamodule's true targets: fit on the
-    non-test runs, score ``datamodule.test_run``. ``seconds`` counts from the caller's start
-    (``seconds_so_far`` for the extraction) to the end of scoring."""
+    """Score window features ``(N, F)`` against the true targets: fit on the non-test runs,
+    score ``data.test_run``. ``seconds`` counts from the caller's start (``seconds_so_far``
+    for the extraction) to the end of scoring."""
     start = time.perf_counter()
     ridge = evaluate_brain_alignment(
         features,
-        datamodule.true_targets,
-        datamodule.window_runs,
-        test_runs=datamodule.test_run,
+        data.true_targets,
+        data.window_runs,
+        test_runs=data.test_run,
         alphas=alphas,
-        noise_ceiling=datamodule.noise_ceiling,
-        roi_masks=datamodule.roi_masks,
+        noise_ceiling=data.noise_ceiling,
+        roi_masks=data.roi_masks,
         device=device,
     )
     check = None
     if leakage:
         check = mlp_leakage(
             features,
-            datamodule.true_targets,
-            datamodule.window_runs,
-            test_runs=datamodule.test_run,
-            noise_ceiling=datamodule.noise_ceiling,
+            data.true_targets,
+            data.window_runs,
+            test_runs=data.test_run,
+            noise_ceiling=data.noise_ceiling,
         )
     seconds = seconds_so_far + time.perf_counter() - start
     return ModelAlignment(epoch=epoch, ridge=ridge, leakage=check, seconds=seconds)
 
 
-def voxel_selection_record(datamodule: Any) -> dict[str, Any] | None:
+def voxel_selection_record(datamodule: BrainDataModule) -> dict[str, Any] | None:
     """What the alignment's voxels are: ``{"ceiling_source", "threshold", "counts"}``, the
     datamodule's ceiling source, the ceiling threshold (None without a ceiling) and the
     selection's counts (``total``, ``non_finite_dropped``, ``zero_variance_dropped``,
@@ -143,7 +199,7 @@ def history_entry(alignment: ModelAlignment, **extra: Any) -> dict[str, Any]:
 def write_alignment_files(
     folder: str | Path,
     alignment: ModelAlignment,
-    subject: Any = None,
+    subject: Subject | None = None,
     selected_voxels: np.ndarray | None = None,
     history: list[dict] | None = None,
     voxel_selection: dict[str, Any] | None = None,
@@ -197,7 +253,7 @@ def read_alignment_record(folder: str | Path) -> dict[str, Any] | None:
 def add_to_run_evaluation(
     folder: str | Path,
     alignment: ModelAlignment,
-    subject: Any = None,
+    subject: Subject | None = None,
     selected_voxels: np.ndarray | None = None,
     voxel_selection: dict[str, Any] | None = None,
     inputs: dict[str, Any] | None = None,
