@@ -30,11 +30,12 @@ from brainmis.analysis.results import read_per_voxel_r, read_run_results
 from brainmis.analysis.runs import discover_runs
 from brainmis.analysis.statistics import ZERO_METHODS
 from brainmis.analysis.tables import text_summary, write_tables
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="brainmis compare",
         description="Compare conditions across runs: statistics, tables, figures, report.",
     )

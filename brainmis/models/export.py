@@ -10,12 +10,12 @@ and ``brainmis_export.json`` describing how the head reads the model.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from safetensors.torch import save_file
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import refuse_non_empty_dir
 from brainmis.models.checkpoint import load_checkpoint_module
 
@@ -54,7 +54,7 @@ def export_checkpoint(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="brainmis export",
         description="Merge LoRA from a checkpoint into a Hugging Face model folder (+ head).",
     )

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.evaluation.brain.alignment import (
     AlignmentData,
@@ -61,7 +62,7 @@ EVALUATION_OVERRIDES = ("bundle", "subject", "fold", "context_trs", "layer", "al
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="brainmis evaluate-brain",
         description="Cross-validated voxelwise ridge brain alignment of a model.",
     )

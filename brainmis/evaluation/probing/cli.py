@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.evaluation.probing.builtin.suite import default_cache_dir, load_builtin_suite
 from brainmis.evaluation.probing.holmes_reader import read_holmes_folder
@@ -48,7 +49,7 @@ SUMMARY_JSON = "probing_summary.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="brainmis probe", description="Holmes-style probing of a checkpoint or a model."
     )
     source = parser.add_mutually_exclusive_group(required=True)
