@@ -21,8 +21,8 @@ def brain_bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fitted_run(tmp_path_factory, tiny_gpt2_path, brain_bundle):
-    """One epoch (3 steps) of ``tuned`` training with the callback; returns
-    ``(log_dir, callback, datamodule)``."""
+    """One epoch (3 steps) of ``preserving`` training (shuffled training targets) with the
+    callback; returns ``(log_dir, callback, datamodule)``."""
     from lightning.pytorch import Trainer
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -31,11 +31,13 @@ def fitted_run(tmp_path_factory, tiny_gpt2_path, brain_bundle):
     from brainmis.models.module import BrainMisalignmentModule
 
     root = tmp_path_factory.mktemp("brain-fit")
-    datamodule = BrainDataModule(**datamodule_arguments(brain_bundle, tiny_gpt2_path))
+    datamodule = BrainDataModule(
+        **datamodule_arguments(brain_bundle, tiny_gpt2_path), shuffle_targets=True
+    )
     module = BrainMisalignmentModule(
         pretrained_path=str(tiny_gpt2_path),
         n_voxels=datamodule.n_voxels,
-        condition="tuned",
+        condition="preserving",
         context_trs=datamodule.context_trs,
         lr=1e-2,
     )

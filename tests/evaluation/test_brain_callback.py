@@ -34,15 +34,40 @@ def test_run_folder_files(fitted_run):
     assert not np.allclose(baseline, after)
 
 
-def test_scores_use_true_targets_of_the_fold(fitted_run, tiny_gpt2_path):
-    """The callback's numbers are those of an independent evaluation of the final weights."""
+def test_scores_use_true_targets_of_the_fold(fitted_run):
+    """The fit trained on shuffled targets (preserving); the callback's ridge is fitted and
+    scored against the true targets of the fold: an independent evaluation of the final
+    weights against the true targets gives its r, one against the shuffled ones does not."""
+    from brainmis.models.checkpoint import load_checkpoint_module
+
     log_dir, callback, datamodule = fitted_run
+    assert not np.array_equal(datamodule.targets, datamodule.true_targets)
+    test_windows = datamodule.window_runs == datamodule.test_run
+    assert np.array_equal(datamodule.targets[test_windows], datamodule.true_targets[test_windows])
     alignment = callback.last_alignment
-    assert alignment is not None and alignment.ridge.test_runs == [datamodule.test_run]
-    assert alignment.ridge.alphas == [1.0, 100.0, 1e4]
-    np.testing.assert_allclose(
-        np.load(log_dir / "evaluation" / "brain_r_epoch1.npy"), alignment.ridge.r
+    assert alignment is not None and alignment.epoch == 1
+    assert alignment.ridge.test_runs == [datamodule.test_run]
+
+    (checkpoint,) = (log_dir / "checkpoints").glob("*.ckpt")
+    module = load_checkpoint_module(checkpoint).module
+    features = model_window_features(
+        module.backbone, AlignmentData.from_datamodule(datamodule), layer=module.feature_layer
     )
+
+    def r_against(targets: np.ndarray) -> np.ndarray:
+        return evaluate_brain_alignment(
+            features,
+            targets,
+            datamodule.window_runs,
+            test_runs=datamodule.test_run,
+            alphas=[1.0, 100.0, 1e4],
+        ).r
+
+    written = np.load(log_dir / "evaluation" / "brain_r_epoch1.npy")
+    np.testing.assert_allclose(written, alignment.ridge.r)
+    np.testing.assert_allclose(written, r_against(datamodule.true_targets), atol=1e-5)
+    shuffled_r = r_against(datamodule.targets)
+    assert np.abs(written - shuffled_r).max() > 0.05
 
 
 def test_logged_scalars_and_histogram(fitted_run):

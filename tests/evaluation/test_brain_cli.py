@@ -16,16 +16,18 @@ def checkpoint_of(log_dir):
 
 
 def write_run_config(log_dir, tiny_gpt2_path, datamodule):
-    """The run's config.yaml as LightningCLI would write it (model and data sections)."""
+    """The run's config.yaml as LightningCLI would write it (model and data sections) for the
+    ``preserving`` fit of ``fitted_run``."""
     import yaml
 
     config = {
-        "model": {"pretrained_path": str(tiny_gpt2_path), "condition": "tuned", "lr": 1e-2},
+        "model": {"pretrained_path": str(tiny_gpt2_path), "condition": "preserving", "lr": 1e-2},
         "data": {
             "bundle": str(datamodule.bundle_path),
             "fold": int(datamodule.test_run),
             "context_trs": int(datamodule.context_trs),
             "batch_size": 16,
+            "shuffle_targets": True,
         },
     }
     (log_dir / "config.yaml").write_text(yaml.safe_dump(config))
