@@ -1,6 +1,6 @@
 """The ``brainmis`` command.
 
-``brainmis fit|validate|test ...`` is a LightningCLI (``brainmis.training_cli``); every other
+``brainmis fit|validate|test ...`` is a LightningCLI (``brainmis.commands.fit``); every other
 subcommand is a tool with its own ``main(argv) -> int`` in the module named below, imported
 only when used. A ``BrainmisInputError`` anywhere becomes one line on stderr and exit code 2.
 """
@@ -15,15 +15,18 @@ from brainmis.errors import BrainmisInputError
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test")
 
 TOOLS: dict[str, tuple[str, str]] = {
-    "synth": ("brainmis.data.synthetic_cli", "write a synthetic dataset with known ground truth"),
-    "prepare": ("brainmis.data.prepare", "turn a source dataset into a canonical bundle"),
-    "make-tiny-model": ("brainmis.models.tiny", "build a tiny model + tokenizer from a text"),
-    "export": ("brainmis.models.export", "merge LoRA from a checkpoint into a HF model folder"),
-    "evaluate-brain": ("brainmis.evaluation.brain.cli", "cross-validated ridge brain alignment"),
-    "probe": ("brainmis.evaluation.probing.cli", "Holmes-style probing of a model"),
-    "compare": ("brainmis.analysis.compare", "statistics, tables, figures across runs"),
-    "sweep": ("brainmis.launch.sweep", "expand an experiment matrix, run it locally or on SLURM"),
-    "demo": ("brainmis.demo", "the main job: every condition on the synthetic default"),
+    "synth": ("brainmis.commands.synth", "write a synthetic dataset with known ground truth"),
+    "prepare": ("brainmis.commands.prepare", "turn a source dataset into a canonical bundle"),
+    "make-tiny-model": (
+        "brainmis.commands.make_tiny_model",
+        "build a tiny model + tokenizer from a text",
+    ),
+    "export": ("brainmis.commands.export", "merge LoRA from a checkpoint into a HF model folder"),
+    "evaluate-brain": ("brainmis.commands.evaluate_brain", "cross-validated ridge brain alignment"),
+    "probe": ("brainmis.commands.probe", "Holmes-style probing of a model"),
+    "compare": ("brainmis.commands.compare", "statistics, tables, figures across runs"),
+    "sweep": ("brainmis.commands.sweep", "expand an experiment matrix, run it locally or on SLURM"),
+    "demo": ("brainmis.commands.demo", "the main job: every condition on the synthetic default"),
 }
 
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     try:
         if command in LIGHTNING_SUBCOMMANDS:
-            from brainmis.training_cli import run_lightning_cli
+            from brainmis.commands.fit import run_lightning_cli
 
             run_lightning_cli([command, *rest])
             return 0

@@ -17,7 +17,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
 from tiny_sources import HP_TRIM, write_hp, write_manifest  # noqa: E402
 
-import brainmis.training_cli  # noqa: E402, F401  (Lightning's log handler: the session's stderr)
+import brainmis.commands.fit  # noqa: E402, F401  (Lightning's log handler: the session's stderr)
 from brainmis.cli import main  # noqa: E402
 from brainmis.models.tiny import make_tiny_model  # noqa: E402
 
@@ -366,9 +366,9 @@ def test_unknown_command_is_one_line(capsys):
     [(["Z"], "unknown subject(s) Z; the synthetic default has F, H"), (["F", "F"], "repeat")],
 )
 def test_demo_subjects_are_checked_before_writing(subjects, problem, tmp_path, capsys, monkeypatch):
-    import brainmis.demo
+    import brainmis.commands.demo
 
-    monkeypatch.setattr(brainmis.demo, "synthetic_default_subjects", lambda: ["F", "H"])
+    monkeypatch.setattr(brainmis.commands.demo, "synthetic_default_subjects", lambda: ["F", "H"])
     code = main(["demo", "--out", str(tmp_path / "demo"), "--subjects", *subjects])
     one_line_error(capsys, code, "demo", "--subjects", problem)
     assert not (tmp_path / "demo").exists()

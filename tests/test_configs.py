@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from brainmis.cli import main as brainmis_main
+from brainmis.commands.fit import BrainmisCLI
 from brainmis.data.datamodule import BrainDataModule
 from brainmis.models.module import BrainMisalignmentModule
 from brainmis.models.tiny import make_tiny_model
-from brainmis.training_cli import BrainmisCLI
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"

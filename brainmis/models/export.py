@@ -15,7 +15,6 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import refuse_non_empty_dir
 from brainmis.models.checkpoint import load_checkpoint_module
 
@@ -51,19 +50,3 @@ def export_checkpoint(
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return out
-
-
-def main(argv: list[str]) -> int:
-    parser = ToolArgumentParser(
-        prog="brainmis export",
-        description="Merge LoRA from a checkpoint into a Hugging Face model folder (+ head).",
-    )
-    parser.add_argument("checkpoint", type=Path, help="a .ckpt written by `brainmis fit`")
-    parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
-    parser.add_argument(
-        "--pretrained-path", default=None, help="base model folder, if it moved since training"
-    )
-    args = parser.parse_args(argv)
-    out = export_checkpoint(args.checkpoint, args.out, args.pretrained_path)
-    print(f"wrote merged model, tokenizer and brain head to {out}")
-    return 0

@@ -24,7 +24,6 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.models.backbone import FAMILIES, MASKED_LM_FAMILIES
 from brainmis.models.masking import mask_tokens
@@ -230,33 +229,3 @@ def make_tiny_model(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
-
-
-def main(argv: list[str]) -> int:
-    parser = ToolArgumentParser(
-        prog="brainmis make-tiny-model",
-        description="Build a tiny model + tokenizer trained on a text, saved with save_pretrained.",
-    )
-    parser.add_argument("--family", required=True, choices=FAMILIES)
-    parser.add_argument("--text", type=Path, default=DEFAULT_TEXT, help="UTF-8 training text")
-    parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=2)
-    parser.add_argument("--vocab", type=int, default=1000, help="tokenizer vocabulary size")
-    parser.add_argument("--pretrain-steps", type=int, default=0, help="LM steps on the text")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    out = make_tiny_model(
-        args.family,
-        args.text,
-        args.out,
-        hidden=args.hidden,
-        layers=args.layers,
-        heads=args.heads,
-        vocab=args.vocab,
-        pretrain_steps=args.pretrain_steps,
-        seed=args.seed,
-    )
-    print(f"wrote {args.family} model ({args.hidden} hidden, {args.layers} layers) to {out}")
-    return 0

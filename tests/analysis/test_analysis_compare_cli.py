@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainmis.analysis.compare import parse_contrasts
 from brainmis.analysis.comparison import ComparisonOptions, compare_study
 from brainmis.analysis.matrix import build_study_matrix
 from brainmis.analysis.results import read_run_results
 from brainmis.analysis.runs import discover_runs, find_run_folders
 from brainmis.cli import main
+from brainmis.commands.compare import parse_contrasts
 
 TABLES = (
     "runs.csv",

@@ -6,7 +6,7 @@ So everything that can refuse a run is checked here, between building the classe
 starting the trainer:
 
 - usage errors of the parser are one line (``LightningUsageError``, turned into a
-  ``BrainmisInputError`` by ``brainmis.training_cli``), not the whole usage;
+  ``BrainmisInputError`` by ``brainmis.commands.fit``), not the whole usage;
 - every ``--config`` file must exist and be readable YAML;
 - a fit into a folder whose run manifest says ``complete`` is refused (unless the
   ``RunManifestCallback`` allows it); ``validate``/``test`` into a training run's folder too,
@@ -43,7 +43,7 @@ class LightningUsageError(Exception):
     """A usage error of the LightningCLI parser; ``str(error)`` is jsonargparse's message.
 
     Deliberately not a ``ValueError``/``TypeError``/``KeyError``: jsonargparse catches those
-    internally, and this must reach ``brainmis.training_cli`` unchanged.
+    internally, and this must reach ``brainmis.commands.fit`` unchanged.
     """
 
 

@@ -26,13 +26,7 @@ from jsonargparse import Namespace
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from brainmis.data.datamodule import BrainDataModule
-from brainmis.errors import BrainmisInputError
-from brainmis.evaluation.probing.callback import ProbingCallback
-from brainmis.launch.manifest import RunManifestCallback
-from brainmis.launch.requeue import SlurmRequeueCallback
-from brainmis.models.module import BrainMisalignmentModule
-from brainmis.training_checks import (
+from brainmis.commands.fit_checks import (
     LightningUsageError,
     OneLineErrorParser,
     check_config_files,
@@ -42,6 +36,12 @@ from brainmis.training_checks import (
     refuse_used_run_folder,
     usage_error,
 )
+from brainmis.data.datamodule import BrainDataModule
+from brainmis.errors import BrainmisInputError
+from brainmis.evaluation.probing.callback import ProbingCallback
+from brainmis.launch.manifest import RunManifestCallback
+from brainmis.launch.requeue import SlurmRequeueCallback
+from brainmis.models.module import BrainMisalignmentModule
 
 DEFAULT_SEED = 42
 DEFAULT_RUN_NAME = "brainmis"

@@ -18,7 +18,7 @@ from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "demo"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "demo"
 
 
 def quiet_libraries() -> None:
@@ -135,9 +135,9 @@ def main(argv: list[str]) -> int:
         demo_config(condition)
     subjects = demo_subjects(args.subjects)
 
-    from brainmis.analysis.compare import main as compare_main
+    from brainmis.commands.compare import main as compare_main
+    from brainmis.commands.fit import run_lightning_cli
     from brainmis.models.tiny import make_tiny_model
-    from brainmis.training_cli import run_lightning_cli
 
     if not args.verbose:
         quiet_libraries()
