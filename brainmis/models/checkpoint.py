@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from brainmis.errors import BrainmisInputError
+from brainmis.structured_files import read_mapping
 
 CONFIG_NAME = "config.yaml"
 
@@ -125,14 +125,8 @@ def read_run_config(config_path: Path) -> dict[str, dict[str, Any]]:
     Raises ``BrainmisInputError`` naming the file when it is unreadable, not YAML (or uses a
     tag the safe loader refuses) or has no ``model`` section.
     """
-    try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise BrainmisInputError(config_path, f"cannot be read ({error})") from None
-    except yaml.YAMLError as error:
-        reason = " ".join(str(error).split())
-        raise BrainmisInputError(config_path, f"not valid YAML ({reason})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+    config = read_mapping(config_path, "run config")
+    if not isinstance(config.get("model"), dict):
         raise BrainmisInputError(config_path, "no 'model' section: not a brainmis run config")
     return {"model": _init_args(config["model"]), "data": _init_args(config.get("data"))}
 

@@ -25,6 +25,7 @@ from brainmis.evaluation.brain.encoding import BrainAlignmentResult, evaluate_br
 from brainmis.evaluation.brain.leakage import LeakageResult, mlp_leakage
 from brainmis.evaluation.brain.maps import save_brain_map
 from brainmis.evaluation.extract import extract_window_features, features_in_table_order
+from brainmis.structured_files import read_mapping
 
 if TYPE_CHECKING:
     from brainmis.data.datamodule import BrainDataModule
@@ -241,11 +242,8 @@ def read_alignment_record(folder: str | Path) -> dict[str, Any] | None:
     path = Path(folder) / RESULT_FILE
     if not path.is_file():
         return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BrainmisInputError(path, f"not readable JSON ({error})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
+    record = read_mapping(path, "brain-alignment record")
+    if not isinstance(record.get("epoch"), int):
         raise BrainmisInputError(path, "not a brain-alignment record (no integer 'epoch')")
     return record
 
