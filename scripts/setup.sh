@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # Set up brainmis on a fresh machine: a virtual environment in .venv with the project and its
-# test tools. Installs the CPU build of torch first unless a torch is already importable
-# (users with GPUs install their CUDA build of torch before running this).
+# test tools (the `dev` extra, which includes `crosscheck`: himalaya, a reference solver the
+# tests compare against).
+# Unless a torch is already importable in .venv, it first runs `pip install torch==2.13.0`:
+# that installs whatever build pip's package index serves for this platform (on Linux, PyPI's
+# wheel bundles the CUDA libraries; a mirror may serve a CPU-only build). To choose the build,
+# install torch into .venv before running this script; a CPU-only build comes from PyTorch's
+# CPU-only wheel index (see the install selector on PyTorch's site for its URL):
+#   python3 -m venv .venv && .venv/bin/python -m pip install torch==2.13.0 --index-url <URL>
+#
 #   bash scripts/setup.sh               # project + dev tools
 #   bash scripts/setup.sh --with-slurm  # also Debian's slurm-wlm + munge (root), for the SLURM tests
 set -euo pipefail

@@ -83,10 +83,13 @@ def test_grouped_folds_match_sklearn_ridge_grid(n_features):
 
 
 def test_grouped_folds_match_himalaya_ridgecv():
-    import himalaya.backend
+    backend = pytest.importorskip(
+        "himalaya.backend",
+        reason="himalaya is not installed (the crosscheck extra: pip install -e '.[crosscheck]')",
+    )
     from himalaya.ridge import RidgeCV as HimalayaRidgeCV
 
-    himalaya.backend.set_backend("torch", on_error="raise")
+    backend.set_backend("torch", on_error="raise")
     X_train, Y_train, X_test, Y_test = fixed_problem(160, 60, seed=2)
     splits = group_splits(np.repeat(np.arange(4), 30))
     ours = ridge_cv_predict(X_train, Y_train, X_test, splits, ALPHAS)
