@@ -54,6 +54,7 @@ import numpy as np
 from brainmis.data.readers.checks import check_dataset
 from brainmis.data.records import BrainDataset, Run, Subject
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
+from brainmis.structured_files import read_mapping
 
 BUNDLE_FORMAT = "brainmis-bundle"
 BUNDLE_VERSION = 1
@@ -245,13 +246,11 @@ def bundle_checksum(path: str | Path) -> str:
     return sha256_of(bundle_folder(path) / MANIFEST_NAME)
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_bundle_manifest(folder: Path) -> dict[str, Any]:
+    """The checked ``manifest.json`` of a bundle folder: format, version and required keys."""
     path = folder / MANIFEST_NAME
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BrainmisInputError(path, f"not valid JSON: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+    manifest = read_mapping(path, "bundle manifest")
+    if manifest.get("format") != BUNDLE_FORMAT:
         raise BrainmisInputError(path, f"not a {BUNDLE_FORMAT} manifest")
     if manifest.get("version") != BUNDLE_VERSION:
         raise BrainmisInputError(
@@ -317,7 +316,7 @@ def load_bundle(path: str | Path, verify: Verify = True, mmap: bool = True) -> B
         mmap: memory-map responses and repeats read-only instead of reading them.
     """
     folder = bundle_folder(path)
-    manifest = read_manifest(folder)
+    manifest = read_bundle_manifest(folder)
     verify_bundle(folder, manifest, verify)
     loader = ArrayLoader(folder, manifest["files"], mmap)
     try:

@@ -28,7 +28,8 @@ from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.models.backbone import FAMILIES, MASKED_LM_FAMILIES
 from brainmis.models.masking import mask_tokens
 
-DEFAULT_TEXT = Path(__file__).resolve().parent.parent / "data" / "narrative.txt"
+# the narrative the synthetic brain reads (brainmis.data.synthetic.stimulus.default_text_path)
+DEFAULT_TEXT = Path(__file__).resolve().parent.parent / "data" / "synthetic" / "narrative.txt"
 MAX_POSITIONS = 512  # tokens; windows of 5 TRs of text stay far below this
 PRETRAIN_SEQUENCE_TOKENS = 64
 PRETRAIN_BATCH_SIZE = 16

@@ -19,8 +19,8 @@ from tiny_sources import (
 )
 
 from brainmis.cli import main
-from brainmis.data import layouts
 from brainmis.data.bundle import load_bundle
+from brainmis.data.readers import layouts
 
 HP_OPTIONS = {"trim_start": HP_TRIM[0], "trim_end": HP_TRIM[1]}
 MOTH_OPTIONS = {"trim_start": 2, "trim_end": 1, "tr": 1.5}

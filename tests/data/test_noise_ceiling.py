@@ -6,13 +6,13 @@ import h5py
 import numpy as np
 import pytest
 
-from brainmis.data import layouts
 from brainmis.data.noise_ceiling import (
     explainable_variance,
     inter_subject_ceiling,
     load_precomputed_ceiling,
     noise_ceiling_from_repeats,
 )
+from brainmis.data.readers import layouts
 from brainmis.data.synthetic import generate_synthetic, make_spec, simulate
 from brainmis.errors import BrainmisInputError
 

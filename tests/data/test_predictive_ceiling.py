@@ -12,7 +12,6 @@ from scipy.stats import spearmanr
 from tiny_sources import HP_TRIM, write_hp, write_manifest, write_nifti
 
 from brainmis.cli import main
-from brainmis.data import layouts
 from brainmis.data.bundle import load_bundle, write_bundle
 from brainmis.data.datamodule import BrainDataModule
 from brainmis.data.dataset_ceiling import (
@@ -24,7 +23,7 @@ from brainmis.data.noise_ceiling import (
     predictive_ceiling_method,
     predictive_inter_subject_ceiling,
 )
-from brainmis.data.readers import read_layout
+from brainmis.data.readers import layouts, read_layout
 from brainmis.data.records import BrainDataset, Run, Subject
 from brainmis.data.synthetic import generate_synthetic, make_spec, simulate, synthetic_bundle
 from brainmis.errors import BrainmisInputError

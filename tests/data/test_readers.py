@@ -24,8 +24,7 @@ from tiny_sources import (
     write_nifti,
 )
 
-from brainmis.data import layouts
-from brainmis.data.readers import read_layout, read_source
+from brainmis.data.readers import layouts, read_layout, read_source
 from brainmis.errors import BrainmisInputError
 
 HP_OPTIONS = {"trim_start": HP_TRIM[0], "trim_end": HP_TRIM[1]}

@@ -6,7 +6,7 @@ import numpy as np
 import yaml
 
 from brainmis.cli import main
-from brainmis.data import layouts
+from brainmis.data.readers import layouts
 
 
 def test_synth_writes_a_dataset_and_says_what(tmp_path, capsys):

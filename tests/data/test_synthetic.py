@@ -12,17 +12,22 @@ import numpy as np
 import pytest
 import yaml
 
-from brainmis.data import layouts
-from brainmis.data.hrf import canonical_hrf, convolve_hrf, double_gamma, hrf_response
+from brainmis.data.readers import layouts
 from brainmis.data.synthetic import (
     generate_synthetic,
     make_spec,
     simulate,
     synthetic_cache_key,
 )
-from brainmis.data.synthetic_stimulus import default_text_path, load_paragraphs, split_into_runs
-from brainmis.data.textgrid_writer import textgrid_text
-from brainmis.data.word_categories import CATEGORY_NAMES, normalize_word
+from brainmis.data.synthetic.hrf import canonical_hrf, convolve_hrf, double_gamma, hrf_response
+from brainmis.data.synthetic.stimulus import default_text_path, load_paragraphs, split_into_runs
+from brainmis.data.synthetic.textgrid_writer import textgrid_text
+from brainmis.data.synthetic.word_categories import (
+    CATEGORY_LEXICONS,
+    CATEGORY_NAMES,
+    normalize_word,
+)
+from brainmis.data.synthetic.writers import story_intervals
 from brainmis.errors import BrainmisInputError
 
 SMALL = {"n_voxels": 60, "max_words": 900}
@@ -86,8 +91,6 @@ def test_narrative_is_long_original_prose_with_dialogue():
 
 
 def test_every_category_occurs_often_in_the_narrative():
-    from brainmis.data.word_categories import CATEGORY_LEXICONS
-
     words = [normalize_word(w) for w in default_text_path().read_text().split()]
     for name, lexicon in CATEGORY_LEXICONS.items():
         assert sum(w in lexicon for w in words) >= 50, name
@@ -332,8 +335,6 @@ def test_moth_layout(small_sets):
 
 
 def test_moth_word_durations_are_natural(small_sets):
-    from brainmis.data.synthetic_writers import story_intervals
-
     brain = simulate("moth", make_spec(**SMALL), n_subjects=1, seed=0)
     durations = np.concatenate([run.durations for run in brain.runs])
     assert durations.min() >= 0.2 and durations.max() <= 0.6 and 0.25 < np.median(durations) < 0.45

@@ -111,7 +111,7 @@ def test_decreasing_word_times(tmp_path):
 @pytest.mark.parametrize("short", [False, True], ids=["long", "short"])
 def test_project_writer_output_is_read(tmp_path, short):
     """The synthetic generator's TextGrid writer and this reader agree."""
-    from brainmis.data.textgrid_writer import write_textgrid
+    from brainmis.data.synthetic.textgrid_writer import write_textgrid
 
     path = write_textgrid(
         tmp_path / "w.TextGrid",

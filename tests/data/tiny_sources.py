@@ -1,7 +1,8 @@
 """Tiny hand-made source datasets for the reader, bundle and prepare tests.
 
 Each writer builds a few-kilobyte dataset in one layout, with every file named through
-``brainmis.data.layouts``, and returns what a reader should find, so tests can compare.
+``brainmis.data.readers.layouts``, and returns what a reader should find, so tests can
+compare.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import scipy.io
 import yaml
 
-from brainmis.data import layouts
+from brainmis.data.readers import layouts
 
 # --- Harry Potter array layout -------------------------------------------------------------
 # 2 runs of 8 TRs (TR 2 s, one clock: run 1 at 0..14 s, run 2 at 16..30 s), trimming 2 / 1

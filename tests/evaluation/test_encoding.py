@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from brainmis.data import layouts
-from brainmis.data.readers import read_source
+from brainmis.data.readers import layouts, read_source
 from brainmis.data.synthetic import generate_synthetic
 from brainmis.errors import BrainmisInputError
 from brainmis.evaluation.brain.encoding import (

@@ -1,8 +1,9 @@
 """Readers of the source layouts, each producing a validated ``BrainDataset``.
 
 ``read_source(path)`` reads a dataset described by a source manifest (see
-``brainmis.data.source_manifest``); ``read_layout(root, layout, ...)`` reads a folder in one
-of the preset layouts (``hp``, ``hp_mat``, ``moth``, ``nifti``) with default file names.
+``brainmis.data.readers.source_manifest``; ``read_from_manifest`` takes one already parsed);
+``read_layout(root, layout, ...)`` reads a folder in one of the preset layouts (``hp``,
+``hp_mat``, ``moth``, ``nifti``) with default file names (``brainmis.data.readers.layouts``).
 Nothing is unpickled (except ROI dicts on the explicit ``allow_pickled_rois`` opt-in), and
 every problem raises ``BrainmisInputError`` naming the file.
 """
@@ -19,14 +20,14 @@ from brainmis.data.readers.hp_arrays import HpArrayOptions, read_hp_arrays
 from brainmis.data.readers.hp_mat import HpMatOptions, read_hp_mat
 from brainmis.data.readers.moth import MothOptions, read_moth
 from brainmis.data.readers.nifti import NiftiOptions, read_nifti
-from brainmis.data.records import BrainDataset
-from brainmis.data.source_manifest import (
+from brainmis.data.readers.source_manifest import (
     LAYOUTS,
     SourceManifest,
     build_options,
     files_outside_root,
-    load_source_manifest,
+    read_source_manifest,
 )
+from brainmis.data.records import BrainDataset
 from brainmis.errors import BrainmisInputError
 
 
@@ -45,7 +46,7 @@ LAYOUT_READERS: dict[str, LayoutReader] = {
     "moth": LayoutReader(read_moth, MothOptions, "moth_reading"),
     "nifti": LayoutReader(read_nifti, NiftiOptions, "nifti"),
 }
-__all__ = ["LAYOUT_READERS", "read_layout", "read_manifest", "read_source"]
+__all__ = ["LAYOUT_READERS", "read_from_manifest", "read_layout", "read_source"]
 
 
 def read_source(path: str | Path, subjects: list[str] | None = None) -> BrainDataset:
@@ -56,10 +57,10 @@ def read_source(path: str | Path, subjects: list[str] | None = None) -> BrainDat
             ``source.yaml``.
         subjects: if given, read only these (overrides the manifest's ``subjects``).
     """
-    return read_manifest(load_source_manifest(path), subjects)
+    return read_from_manifest(read_source_manifest(path), subjects)
 
 
-def read_manifest(manifest: SourceManifest, subjects: list[str] | None = None) -> BrainDataset:
+def read_from_manifest(manifest: SourceManifest, subjects: list[str] | None = None) -> BrainDataset:
     """Read the dataset of a parsed manifest; errors about options name the manifest file."""
     reader = LAYOUT_READERS[manifest.layout]
     source = manifest.path or manifest.root
@@ -113,4 +114,4 @@ def read_layout(
         options=dict(options),
         files=dict(files or {}),
     )
-    return read_manifest(manifest)
+    return read_from_manifest(manifest)

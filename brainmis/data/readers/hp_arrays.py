@@ -1,11 +1,12 @@
 """Reader of the Harry Potter array layout (the Toneva & Wehbe 2019 distribution).
 
-Files (names from ``brainmis.data.layouts``): ``time_fmri.npy`` and ``runs_fmri.npy``
-``(n_TR_total,)`` give every TR's time stamp (seconds, one clock over the session) and run
-number; ``words_fmri.npy`` (or ``stimuli_words.npy``) and ``time_words_fmri.npy`` give the
-RSVP items and their onsets; ``data_subject_X.npy`` ``(n_kept_total, V)`` holds the responses
-of the kept TRs, the first ``trim_start`` and last ``trim_end`` TRs of every run having been
-removed (20 / 15 in the distribution: 1351 TR times -> 1211 rows). Optional per subject:
+Files (names from ``brainmis.data.readers.layouts``): ``time_fmri.npy`` and
+``runs_fmri.npy`` ``(n_TR_total,)`` give every TR's time stamp (seconds, one clock over the
+session) and run number; ``words_fmri.npy`` (or ``stimuli_words.npy``) and
+``time_words_fmri.npy`` give the RSVP items and their onsets; ``data_subject_X.npy``
+``(n_kept_total, V)`` holds the responses of the kept TRs, the first ``trim_start`` and last
+``trim_end`` TRs of every run having been removed (20 / 15 in the distribution: 1351 TR
+times -> 1211 rows). Optional per subject:
 ``rois_subject_X.npz`` (ROI name -> ``(V,)`` bool mask or voxel indices) and
 ``noise_ceiling_subject_X.npy`` ``(V,)``.
 
@@ -20,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmis.data import layouts
-from brainmis.data.readers import checks
+from brainmis.data.readers import checks, layouts
 from brainmis.data.readers.file_names import FileNames, template_of
 from brainmis.data.readers.hp_words import clean_hp_words, split_words_by_run
 from brainmis.data.records import BrainDataset, Run, Subject

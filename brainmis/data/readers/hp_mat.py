@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.io
 
-from brainmis.data import layouts
-from brainmis.data.readers import checks
+from brainmis.data.readers import checks, layouts
 from brainmis.data.readers.file_names import FileNames, template_of
 from brainmis.data.readers.hp_words import clean_hp_words, split_words_by_run
 from brainmis.data.records import BrainDataset, Run, Subject

@@ -1,10 +1,11 @@
 """Reader of the Moth Radio Hour reading data (Deniz et al. 2019 layout).
 
-Per subject (names from ``brainmis.data.layouts``): a training HDF5 with one dataset per
-story ``(T_story, V)``, an optional validation HDF5 whose stories hold repeated presentations
-``(n_repeats, T, V)`` (the run's responses are their mean, the repeats are kept), and an
-optional mappers HDF5 with ROI masks under ``roi_masks/<name>``. Per story: a Praat TextGrid
-with a word tier, and TR times from a trigger file or from a constant TR and a start offset.
+Per subject (names from ``brainmis.data.readers.layouts``): a training HDF5 with one dataset
+per story ``(T_story, V)``, an optional validation HDF5 whose stories hold repeated
+presentations ``(n_repeats, T, V)`` (the run's responses are their mean, the repeats are
+kept), and an optional mappers HDF5 with ROI masks under ``roi_masks/<name>``. Per story: a
+Praat TextGrid with a word tier, and TR times from a trigger file or from a constant TR and
+a start offset.
 
 Times are seconds from the story start (the TextGrid's clock). The HDF5 rows are the kept TRs:
 ``trim_start`` / ``trim_end`` TRs of every story are missing from them (a parameter: papers
@@ -25,8 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from brainmis.data import layouts
-from brainmis.data.readers import checks
+from brainmis.data.readers import checks, layouts
 from brainmis.data.readers.file_names import FileNames, natural_key, template_of
 from brainmis.data.readers.textgrid import read_textgrid_words
 from brainmis.data.records import BrainDataset, Run, Subject

@@ -1,10 +1,10 @@
 """Reader of the generic layout: NIfTI 4D BOLD per run, events TSV, ROI mask or label atlas.
 
-Per subject and run ``1, 2, ...`` (names from ``brainmis.data.layouts``): a 4D BOLD image
-``(X, Y, Z, T)`` and an events TSV with columns ``word``, ``onset``, ``duration`` (seconds
-from the run start). Per subject: a 3D ROI image in the same space, either a 0/1 mask (one
-ROI, named by the ``roi_name`` option) or an integer label atlas, whose labels are named by
-an optional TSV ``index<TAB>name`` (else ``label_<k>``).
+Per subject and run ``1, 2, ...`` (names from ``brainmis.data.readers.layouts``): a 4D BOLD
+image ``(X, Y, Z, T)`` and an events TSV with columns ``word``, ``onset``, ``duration``
+(seconds from the run start). Per subject: a 3D ROI image in the same space, either a 0/1
+mask (one ROI, named by the ``roi_name`` option) or an integer label atlas, whose labels are
+named by an optional TSV ``index<TAB>name`` (else ``label_<k>``).
 
 Volume ``i`` of a run is stamped at ``i * TR`` seconds, TR from the header's 4th zoom (or the
 ``tr`` option). The subject's voxels are the in-brain voxels: those non-zero in any volume of
@@ -22,8 +22,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainmis.data import layouts
-from brainmis.data.readers import checks
+from brainmis.data.readers import checks, layouts
 from brainmis.data.readers.file_names import FileNames, template_of
 from brainmis.data.records import BrainDataset, Run, Subject
 from brainmis.errors import BrainmisInputError

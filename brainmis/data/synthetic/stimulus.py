@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainmis.data.word_categories import normalize_word
+from brainmis.data.synthetic.word_categories import normalize_word
 from brainmis.errors import BrainmisInputError
 
 PARAGRAPH_MARKER = "+"
@@ -60,8 +60,8 @@ class StimulusRun:
 
 
 def default_text_path() -> Path:
-    """The project's narrative, shipped as package data."""
-    return Path(str(resources.files("brainmis.data").joinpath("narrative.txt")))
+    """The project's narrative (``narrative.txt`` beside this module), shipped as package data."""
+    return Path(str(resources.files("brainmis.data.synthetic").joinpath("narrative.txt")))
 
 
 def load_paragraphs(

@@ -1,8 +1,9 @@
 """Small semantic lexicons: which words belong to which broad meaning category.
 
-The synthetic brain of ``brainmis.data.synthetic`` responds to a few semantic axes of the
-words it reads (one axis per category below), so that the brain signal is a low-dimensional
-property of words that a language model can keep or drop without losing word identity.
+The synthetic brain of ``brainmis.data.synthetic.simulation`` responds to a few semantic
+axes of the words it reads (one axis per category below), so that the brain signal is a
+low-dimensional property of words that a language model can keep or drop without losing
+word identity.
 The lexicons cover the vocabulary of the project's narrative (``narrative.txt``); words are
 matched after ``normalize_word`` (lower case, surrounding punctuation and markers removed).
 """

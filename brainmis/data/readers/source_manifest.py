@@ -18,7 +18,6 @@ A folder holding ``source.yaml`` stands for that file.
 from __future__ import annotations
 
 import dataclasses
-import json
 import string
 import types
 import typing
@@ -27,9 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from brainmis.errors import BrainmisInputError
+from brainmis.structured_files import read_mapping
 
 SOURCE_MANIFEST_NAME = "source.yaml"
 LAYOUTS = ("hp", "hp_mat", "moth", "nifti")
@@ -74,19 +72,15 @@ def manifest_file(path: str | Path) -> Path:
     return path
 
 
-def load_source_manifest(path: str | Path) -> SourceManifest:
-    """Read and validate a manifest file (or a folder's ``source.yaml``)."""
+def read_source_manifest(path: str | Path) -> SourceManifest:
+    """Read and validate a manifest file (or a folder's ``source.yaml``).
+
+    A file that is not valid JSON (``.json``) or YAML (any other suffix), or that holds
+    something other than a mapping, raises ``BrainmisInputError`` naming it
+    (``brainmis.structured_files.read_mapping``).
+    """
     path = manifest_file(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        content = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
-        problem = " ".join(str(error).split())
-        raise BrainmisInputError(
-            path, f"not valid {path.suffix.lstrip('.').upper()}: {problem}"
-        ) from None
-    if not isinstance(content, Mapping):
-        raise BrainmisInputError(path, "a source manifest must be a mapping of keys to values")
+    content = read_mapping(path, "source manifest")
     return parse_source_manifest(content, path.parent, path)
 
 

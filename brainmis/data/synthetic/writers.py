@@ -1,6 +1,8 @@
 """Write a simulated ``SyntheticBrain`` to disk in the HP, Moth or NIfTI layout.
 
-Every file name comes from ``brainmis.data.layouts``, so the readers load these files the
+``generate_synthetic`` simulates (``brainmis.data.synthetic.simulation``) and writes one
+dataset atomically; ``write_dataset`` writes a ``SyntheticBrain`` already in memory. Every
+file name comes from ``brainmis.data.readers.layouts``, so the readers load these files the
 way they load the real distributions. Beside the data:
 
 - ``source.yaml``: ``name: synthetic-<layout>``, ``layout``, ``root: "."``, ``subjects``,
@@ -24,6 +26,9 @@ volume in C order (``voxel_coords.npy``), the voxels that carry non-constant dat
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,18 +37,54 @@ import nibabel as nib
 import numpy as np
 import yaml
 
-from brainmis.data import layouts
-from brainmis.data.synthetic import (
+from brainmis.data.noise_ceiling import inter_subject_ceiling
+from brainmis.data.readers import layouts
+from brainmis.data.synthetic.simulation import simulate
+from brainmis.data.synthetic.spec import (
     GENERATOR_VERSION,
     NIFTI_VOXEL_MM,
     SyntheticBrain,
     SyntheticSpec,
+    make_spec,
 )
-from brainmis.data.synthetic_stimulus import StimulusRun
-from brainmis.data.textgrid_writer import write_textgrid
+from brainmis.data.synthetic.stimulus import StimulusRun
+from brainmis.data.synthetic.textgrid_writer import write_textgrid
+from brainmis.errors import refuse_non_empty_dir
 
 SILENCE_SHORT = "sp"  # pauses shorter than SHORT_PAUSE_S are labelled "sp", longer ones ""
 SHORT_PAUSE_S = 0.6
+
+
+def generate_synthetic(
+    layout: str,
+    out_dir: str | Path,
+    n_subjects: int = 2,
+    seed: int = 0,
+    **sizes,
+) -> Path:
+    """Write a synthetic dataset in the real on-disk ``layout`` (``hp``, ``moth``, ``nifti``).
+
+    ``sizes`` are ``SyntheticSpec`` fields (``n_voxels``, ``n_runs``, ...). Beside the data
+    it writes ``source.yaml`` (for ``brainmis.data.readers.read_source``) and
+    ``ground_truth/`` (true ceilings, true features per run, weights, SNR, ...; see the
+    module docstring). ``out_dir`` must not exist or be empty; the dataset is assembled in a
+    temporary sibling folder and renamed at the end, so a failure leaves nothing behind.
+    Returns ``out_dir``.
+    """
+    out_dir = refuse_non_empty_dir(out_dir)
+    spec = make_spec(**sizes)
+    brain = simulate(layout, spec, n_subjects, seed)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        write_dataset(brain, spec, seed, staging)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above)
+        os.replace(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return out_dir
 
 
 def write_dataset(brain: SyntheticBrain, spec: SyntheticSpec, seed: int, out: Path) -> Path:
@@ -92,8 +133,6 @@ def _hp_ceilings(brain: SyntheticBrain, spec: SyntheticSpec) -> dict[str, np.nda
         return None
     if spec.hp_noise_ceiling == "true":
         return {s.name: s.true_ceiling.astype(np.float32) for s in brain.subjects}
-    from brainmis.data.noise_ceiling import inter_subject_ceiling
-
     if len(brain.subjects) < 2:
         raise ValueError("hp_noise_ceiling='inter_subject' needs at least 2 subjects")
     run_of_row = np.concatenate(
@@ -274,6 +313,7 @@ def _write_ground_truth(brain: SyntheticBrain, spec: SyntheticSpec, seed: int, o
         "n_signal_voxels": int(brain.signal_voxels.sum()),
         "volume_shape": list(brain.volume_shape),
         "model": "responses = offset + gain * (signal + noise); signal = unit-variance "
-        "features @ weights per voxel; noise variance = 1 / snr; see brainmis.data.synthetic",
+        "features @ weights per voxel; noise variance = 1 / snr; "
+        "see brainmis.data.synthetic.simulation",
     }
     (truth / "truth.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
