@@ -11,6 +11,7 @@ Each test starts and stops only its own processes and jobs (by PID / job id).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -292,6 +293,7 @@ def test_sweep_slurm_submit_runs_every_array_task(
 ) -> None:
     out = tmp_path / "sweep"
     fit_args = demo_args(tiny_gpt2, synthetic_cache, epochs=1, batches=2)
+    fit_args += ["--probing.tasks=[negation]", "--probing.max_items=30"]  # probing, but short
     command = [sys.executable, "-m", "brainmis.cli", "sweep", "configs/sweeps/demo.yaml"]
     result = subprocess.run(
         [*command, "--out", str(out), "--slurm", "--submit", "--", *fit_args],
@@ -322,14 +324,37 @@ def test_sweep_slurm_submit_runs_every_array_task(
         text=True,
     )
     assert again.returncode == 0 and "nothing to submit" in again.stdout
-    compare = REPO / "brainmis" / "analysis" / "compare.py"
-    if compare.is_file():
-        report = subprocess.run(
-            [sys.executable, "-m", "brainmis.cli", "compare", str(out / "runs"), "--out",
-             str(tmp_path / "compare"), "--allow-incomplete"],
-            cwd=REPO, env=slurm_cluster, capture_output=True, text=True,
+    # the real fits feed the comparison: every run, its values, the subjects paired
+    report = subprocess.run(
+        [sys.executable, "-m", "brainmis.cli", "compare", str(out / "runs"), "--out",
+         str(tmp_path / "compare")],
+        cwd=REPO, env=slurm_cluster, capture_output=True, text=True,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr[-3000:]
+    runs_csv = tmp_path / "compare" / "runs.csv"
+    assert runs_csv.is_file(), report.stdout[-3000:]
+    with runs_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(row["condition"], row["subject"]) for row in rows} == identities and len(rows) == 4
+    for row in rows:
+        run_dir = Path(row["path"])
+        identity = read_json(run_dir / "run_manifest.json")["identity"]
+        assert (row["model"], row["condition"], row["subject"]) == (
+            identity["model"], identity["condition"], identity["subject"]
         )  # fmt: skip
-        assert report.returncode == 0, report.stderr[-3000:]
+        lm = read_json(run_dir / "evaluation" / "lm.json")["lm_loss"]
+        brain = read_json(run_dir / "evaluation" / "brain_alignment.json")["mean"]
+        assert float(row["lm_loss"]) == pytest.approx(lm)
+        assert float(row["brain_alignment"]) == pytest.approx(brain)
+        assert 0.0 <= float(row["probing_score"]) <= 1.0
+        assert row["lm_epoch"] == row["brain_epoch"] == row["probing_epoch"] == "1"
+    with (tmp_path / "compare" / "paired_tests.csv").open(newline="") as handle:
+        paired = {
+            (r["metric"], r["condition_a"], r["condition_b"]): r for r in csv.DictReader(handle)
+        }
+    for metric in ("lm_loss", "brain_alignment", "probing_score"):
+        assert int(paired[(metric, "preserving", "misaligned")]["n_pairs"]) == 2, metric
+    assert (tmp_path / "compare" / "report.html").is_file()
 
 
 @pytest.mark.slow
