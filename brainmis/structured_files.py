@@ -18,7 +18,9 @@ from brainmis.errors import BrainmisInputError
 JSON_SUFFIXES = (".json",)
 
 
-def read_mapping(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+def read_mapping(
+    path: str | Path, kind: str | None = None, allow_empty: bool = False
+) -> dict[str, Any]:
     """The mapping (``dict``) in a JSON (``.json``) or YAML (any other suffix) file.
 
     YAML is read with the safe loader (tags that build Python objects are refused).
@@ -27,6 +29,8 @@ def read_mapping(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         path: the file.
         kind: what the file is, for the messages (e.g. ``"run manifest"``); default
             ``"JSON"`` or ``"YAML"``.
+        allow_empty: an empty YAML file (or one holding only ``null``) reads as ``{}``
+            (base configs); by default it is refused like any other non-mapping.
 
     Raises:
         BrainmisInputError: naming ``path``, when the file is missing, unreadable, not valid
@@ -47,6 +51,8 @@ def read_mapping(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         reason = " ".join(str(error).split())
         language = "JSON" if is_json else "YAML"
         raise BrainmisInputError(path, f"not valid {language} ({reason})") from None
+    if value is None and allow_empty and not is_json:
+        return {}
     if not isinstance(value, dict):
         raise BrainmisInputError(path, f"a {kind} must be a mapping, got {type(value).__name__}")
     return value

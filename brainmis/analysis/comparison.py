@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from brainmis.analysis import probing_stats
-from brainmis.analysis.matrix import SettingMatrix, StudyMatrix
 from brainmis.analysis.probing_stats import (
     AGGREGATE_SCOPES,
     MEAN_OF_SUBFIELDS,
@@ -43,6 +42,8 @@ from brainmis.analysis.statistics import (
     paired_t_test,
     wilcoxon_signed_rank,
 )
+from brainmis.analysis.study import SettingMatrix, StudyMatrix
+from brainmis.runs.identity import IDENTITY_FIELDS, RunIdentity
 
 PAPER_CONTRASTS = (("preserving", "misaligned"), ("tuned", "preserving"))
 POOLED = "all"
@@ -66,7 +67,7 @@ UNIT_METRICS = {
 # difference in LM loss between the conditions.
 TWO_SIDED_METRICS = frozenset({"lm_loss"})
 
-Unit = tuple[str, int, int]  # (subject, fold, training seed)
+Unit = tuple[str, int, int]  # (subject, fold, training seed): RunIdentity.unit
 SubjectKey = tuple[str, str]  # (dataset, subject): one person
 
 
@@ -98,6 +99,9 @@ class ComparisonOptions:
 
 @dataclass(frozen=True)
 class RunRow:
+    """One run's row of ``runs.csv``: its identity (the ``IDENTITY_FIELDS`` of
+    ``brainmis.runs.identity``, first and in that order) and its per-run results."""
+
     model: str
     dataset: str
     subject: str
@@ -127,6 +131,10 @@ class RunRow:
     probing_score_mean_of_subfields: float
     probing_rank_score: float
     probing_rank_score_mean_of_subfields: float
+
+    @property
+    def identity(self) -> RunIdentity:
+        return RunIdentity(**{name: getattr(self, name) for name in IDENTITY_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -368,12 +376,7 @@ def _unit_values(
         selection = None if brain is None else brain.voxel_selection
         counts = _NO_COUNTS if selection is None else selection.counts
         row = RunRow(
-            model=identity.model,
-            dataset=identity.dataset,
-            subject=identity.subject,
-            fold=identity.fold,
-            condition=identity.condition,
-            seed=identity.seed,
+            **identity.as_dict(),
             path=str(loaded.run.path),
             lm_epoch=-1 if results.lm_epoch is None else results.lm_epoch,
             lm_loss=_value(results.lm_loss),

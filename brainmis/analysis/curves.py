@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brainmis.errors import BrainmisInputError
+from brainmis.runs.layout import EVENT_FILE_PREFIX
 
 CURVE_TAGS = (
     "train/lm_loss",
@@ -42,7 +43,7 @@ def read_curves(run_dir: Path, tags: tuple[str, ...] = CURVE_TAGS) -> dict[str, 
     Tags that were never logged are absent from the result; a folder without event files
     gives an empty dict. A corrupt event file is an input error naming the folder.
     """
-    if not any(path.name.startswith("events.out.tfevents") for path in run_dir.iterdir()):
+    if not any(path.name.startswith(EVENT_FILE_PREFIX) for path in run_dir.iterdir()):
         return {}
     from tensorboard.backend.event_processing.event_accumulator import (
         SCALARS,

@@ -29,9 +29,9 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from brainmis.analysis.comparison import Comparison  # noqa: E402
 from brainmis.analysis.curves import Curve, average_curves  # noqa: E402
-from brainmis.analysis.matrix import SettingMatrix  # noqa: E402
 from brainmis.analysis.probing_stats import AGGREGATE_SCOPES, scope_label  # noqa: E402
 from brainmis.analysis.results import read_per_voxel_r  # noqa: E402
+from brainmis.analysis.study import SettingMatrix  # noqa: E402
 
 CONDITION_COLOURS = {
     "pretrained": "#7f7f7f",

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from brainmis.analysis.matrix import LoadedRun
 from brainmis.analysis.statistics import normalised_ranks, two_sample_t_tests
+from brainmis.analysis.study import LoadedRun
 
 OVERALL = "overall"
 MEAN_OF_SUBFIELDS = "mean_of_subfields"

@@ -12,14 +12,14 @@
 - ``evaluation/probing.csv``: long format ``run,epoch,task,subfield,seed,metric,score``.
 
 Each file is optional here (``None`` when absent); which results a study needs is decided
-by ``brainmis.analysis.matrix``. A file that exists but is malformed is an input error
-naming the file. Only the latest epoch of each result is kept.
+by ``brainmis.analysis.study``. A file that exists but is malformed is an input error
+naming the file. Only the latest epoch of each result is kept. The file names and the CSV
+columns are ``brainmis.runs.layout``'s.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +28,15 @@ from typing import Any
 import numpy as np
 
 from brainmis.errors import BrainmisInputError
-
-LM_FILE = "lm.json"
-BRAIN_FILE = "brain_alignment.json"
-PROBING_FILE = "probing.csv"
-PROBING_COLUMNS = ("run", "epoch", "task", "subfield", "seed", "metric", "score")
-
+from brainmis.runs.layout import (
+    BRAIN_FILE,
+    LM_FILE,
+    PROBING_COLUMNS,
+    PROBING_FILE,
+    brain_r_file,
+    evaluation_dir,
+)
+from brainmis.structured_files import read_mapping
 
 VOXEL_COUNT_KEYS = (
     "total",
@@ -105,16 +108,6 @@ class RunResults:
         return {kind for kind, here in present.items() if here}
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BrainmisInputError(path, f"not readable JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise BrainmisInputError(path, "expected a JSON object")
-    return value
-
-
 def _number(path: Path, values: dict[str, Any], key: str, required: bool = True) -> float:
     value = values.get(key)
     if value is None and not required:
@@ -135,7 +128,7 @@ def _epoch(path: Path, values: dict[str, Any]) -> int:
 
 def read_lm_result(path: Path) -> tuple[int, float]:
     """``(epoch, held-out LM loss in nats per token)`` from ``lm.json``."""
-    values = _read_json_object(path)
+    values = read_mapping(path, "LM result")
     return _epoch(path, values), _number(path, values, "lm_loss")
 
 
@@ -182,12 +175,12 @@ def _voxel_selection(path: Path, value: Any) -> VoxelSelectionRecord | None:
 
 def read_brain_alignment(path: Path) -> BrainAlignment:
     """The latest brain-alignment evaluation and the path of its per-voxel r (if present)."""
-    values = _read_json_object(path)
+    values = read_mapping(path, "brain-alignment record")
     epoch = _epoch(path, values)
     n_voxels = values.get("n_voxels")
     if n_voxels is not None and (isinstance(n_voxels, bool) or not isinstance(n_voxels, int)):
         raise BrainmisInputError(path, f"'n_voxels' must be an integer, got {n_voxels!r}")
-    per_voxel = path.parent / f"brain_r_epoch{epoch}.npy"
+    per_voxel = path.parent / brain_r_file(epoch)
     return BrainAlignment(
         epoch=epoch,
         mean=_number(path, values, "mean"),
@@ -260,7 +253,7 @@ def read_probing_scores(path: Path) -> ProbingScores:
 
 def read_run_results(run_dir: Path) -> RunResults:
     """Every result file in ``run_dir/evaluation`` (absent files -> None)."""
-    evaluation = run_dir / "evaluation"
+    evaluation = evaluation_dir(run_dir)
     lm_epoch, lm_loss = None, None
     if (evaluation / LM_FILE).is_file():
         lm_epoch, lm_loss = read_lm_result(evaluation / LM_FILE)

@@ -1,30 +1,32 @@
 """Finding run folders and reading who they are.
 
-A run folder is a folder with a ``run_manifest.json`` (written by
-``brainmis.launch.manifest``), or, failing that, a LightningCLI ``config.yaml`` beside
-training output (an ``evaluation/`` folder or TensorBoard event files). The identity of a run
-is ``(model, dataset, subject, fold, condition, seed)``; its status is ``complete``,
-``running``, ``failed`` or, for a folder without a manifest, ``complete`` when its fit-end
-file ``evaluation/lm.json`` exists and ``unknown`` otherwise.
+A run folder is a folder with a ``run_manifest.json`` (``brainmis.runs.manifest``), or,
+failing that, a LightningCLI ``config.yaml`` beside training output (an ``evaluation/``
+folder or TensorBoard event files). The identity of a run is a
+``brainmis.runs.identity.RunIdentity``; its status is ``complete``, ``running``, ``failed``
+or, for a folder without a manifest, ``complete`` when its fit-end file ``evaluation/lm.json``
+exists and ``unknown`` otherwise.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from brainmis.errors import BrainmisInputError
-
-MANIFEST_NAME = "run_manifest.json"
-CONFIG_NAME = "config.yaml"
-EVALUATION_DIR = "evaluation"
-IDENTITY_FIELDS = ("model", "dataset", "subject", "fold", "condition", "seed")
-EVENT_FILE_PREFIX = "events.out.tfevents"
+from brainmis.runs.identity import RunIdentity
+from brainmis.runs.layout import (
+    CONFIG_FILE,
+    EVALUATION_DIR,
+    EVENT_FILE_PREFIX,
+    LM_FILE,
+    MANIFEST_FILE,
+    evaluation_dir,
+)
+from brainmis.runs.manifest import read_manifest
+from brainmis.structured_files import read_mapping
 
 # Where a LightningCLI config keeps each identity field, in order of preference.
 _CONFIG_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -43,32 +45,6 @@ _CONFIG_KEYS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-@dataclass(frozen=True, order=True)
-class RunIdentity:
-    """Who a run is. ``setting`` = (model, dataset); ``unit`` = (subject, fold, seed)."""
-
-    model: str
-    dataset: str
-    subject: str
-    fold: int
-    condition: str
-    seed: int
-
-    @property
-    def setting(self) -> tuple[str, str]:
-        return (self.model, self.dataset)
-
-    @property
-    def unit(self) -> tuple[str, int, int]:
-        return (self.subject, self.fold, self.seed)
-
-    def label(self) -> str:
-        return (
-            f"model={self.model} dataset={self.dataset} subject={self.subject} "
-            f"fold={self.fold} condition={self.condition} seed={self.seed}"
-        )
-
-
 @dataclass(frozen=True)
 class DiscoveredRun:
     """A run folder, its identity, its status and the file the identity was read from."""
@@ -77,46 +53,6 @@ class DiscoveredRun:
     identity: RunIdentity
     status: str
     source: str
-
-
-def _identity_from_mapping(values: dict[str, Any], source: Path) -> RunIdentity:
-    missing = [field for field in IDENTITY_FIELDS if values.get(field) in (None, "")]
-    if missing:
-        raise BrainmisInputError(source, f"run identity lacks {', '.join(missing)}")
-    try:
-        fold, seed = int(values["fold"]), int(values["seed"])
-    except (TypeError, ValueError):
-        raise BrainmisInputError(
-            source, f"fold and seed must be integers, got {values['fold']!r}, {values['seed']!r}"
-        ) from None
-    return RunIdentity(
-        model=str(values["model"]),
-        dataset=str(values["dataset"]),
-        subject=str(values["subject"]),
-        fold=fold,
-        condition=str(values["condition"]),
-        seed=seed,
-    )
-
-
-def read_manifest(path: Path) -> tuple[RunIdentity, str]:
-    """Identity and status from a ``run_manifest.json``.
-
-    The identity is the ``identity`` object (fields at the top level are accepted too).
-    """
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BrainmisInputError(path, f"not a readable JSON run manifest ({error})") from None
-    if not isinstance(manifest, dict):
-        raise BrainmisInputError(path, "a run manifest must be a JSON object")
-    identity = manifest.get("identity", manifest)
-    if not isinstance(identity, dict):
-        raise BrainmisInputError(path, "'identity' must be an object")
-    status = manifest.get("status")
-    if not isinstance(status, str):
-        raise BrainmisInputError(path, "run manifest has no 'status' string")
-    return _identity_from_mapping(identity, path), status
 
 
 def _section(config: dict[str, Any], key: str) -> Any:
@@ -141,12 +77,7 @@ def read_lightning_config(path: Path) -> RunIdentity:
     ``model`` and ``dataset`` given as paths (``pretrained_path``, ``bundle_path``) are
     named by their last folder name.
     """
-    try:
-        config = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise BrainmisInputError(path, f"not a readable YAML config ({error})") from None
-    if not isinstance(config, dict):
-        raise BrainmisInputError(path, "a LightningCLI config must be a mapping")
+    config = read_mapping(path, "LightningCLI config")
     values: dict[str, Any] = {}
     for field, candidates in _CONFIG_KEYS.items():
         for keys in candidates:
@@ -155,7 +86,7 @@ def read_lightning_config(path: Path) -> RunIdentity:
                 is_path = keys[-1] in ("pretrained_path", "bundle_path", "bundle", "data_dir")
                 values[field] = Path(str(value)).name if is_path else value
                 break
-    return _identity_from_mapping(values, path)
+    return RunIdentity.from_mapping(values, path)
 
 
 def _looks_like_training_output(folder: Path, names: list[str]) -> bool:
@@ -164,16 +95,17 @@ def _looks_like_training_output(folder: Path, names: list[str]) -> bool:
 
 def read_run(folder: Path) -> DiscoveredRun:
     """The run in ``folder``, from its manifest or, without one, its LightningCLI config."""
-    manifest = folder / MANIFEST_NAME
-    if manifest.is_file():
-        identity, status = read_manifest(manifest)
-        return DiscoveredRun(folder, identity, status, MANIFEST_NAME)
-    config = folder / CONFIG_NAME
+    manifest_file = folder / MANIFEST_FILE
+    manifest = read_manifest(manifest_file)
+    if manifest is not None:
+        identity = manifest.run_identity(manifest_file)
+        return DiscoveredRun(folder, identity, manifest.status, MANIFEST_FILE)
+    config = folder / CONFIG_FILE
     if not config.is_file():
-        raise BrainmisInputError(folder, f"no {MANIFEST_NAME} or {CONFIG_NAME}: not a run folder")
+        raise BrainmisInputError(folder, f"no {MANIFEST_FILE} or {CONFIG_FILE}: not a run folder")
     identity = read_lightning_config(config)
-    finished = (folder / EVALUATION_DIR / "lm.json").is_file()
-    return DiscoveredRun(folder, identity, "complete" if finished else "unknown", CONFIG_NAME)
+    finished = (evaluation_dir(folder) / LM_FILE).is_file()
+    return DiscoveredRun(folder, identity, "complete" if finished else "unknown", CONFIG_FILE)
 
 
 def find_run_folders(root: Path) -> list[Path]:
@@ -181,8 +113,8 @@ def find_run_folders(root: Path) -> list[Path]:
     found: list[Path] = []
     for current, subfolders, files in os.walk(root):
         folder = Path(current)
-        is_run = MANIFEST_NAME in files or (
-            CONFIG_NAME in files and _looks_like_training_output(folder, subfolders + files)
+        is_run = MANIFEST_FILE in files or (
+            CONFIG_FILE in files and _looks_like_training_output(folder, subfolders + files)
         )
         if is_run:
             found.append(folder)
@@ -203,8 +135,8 @@ def discover_runs(roots: list[Path]) -> list[DiscoveredRun]:
         if not below:
             raise BrainmisInputError(
                 root,
-                f"no run folders found here or below (looked for {MANIFEST_NAME} or "
-                f"{CONFIG_NAME} beside evaluation/ or TensorBoard files)",
+                f"no run folders found here or below (looked for {MANIFEST_FILE} or "
+                f"{CONFIG_FILE} beside evaluation/ or TensorBoard files)",
             )
         folders.update(dict.fromkeys(folder.resolve() for folder in below))
     runs = [read_run(folder) for folder in folders]

@@ -23,12 +23,12 @@ from brainmis.analysis.comparison import (
 )
 from brainmis.analysis.curves import Curve, read_curves
 from brainmis.analysis.figures import write_figures
-from brainmis.analysis.matrix import StudyMatrix, build_study_matrix, require_complete
 from brainmis.analysis.probing_stats import DEFAULT_METRICS
 from brainmis.analysis.report import write_reports
 from brainmis.analysis.results import read_per_voxel_r, read_run_results
 from brainmis.analysis.runs import discover_runs
 from brainmis.analysis.statistics import ZERO_METHODS
+from brainmis.analysis.study import StudyMatrix, build_study_matrix, require_complete
 from brainmis.analysis.tables import text_summary, write_tables
 from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir

@@ -10,12 +10,13 @@ is used.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
+from brainmis.runs.layout import BRAIN_FILE, LM_FILE, evaluation_dir
+from brainmis.structured_files import read_mapping
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "demo"
@@ -105,15 +106,15 @@ def fit_args(condition: str, subject: str, model: Path, out: Path, extra: list[s
 def run_summary(run_dir: Path) -> str:
     """One line from a finished run's evaluation files: fresh-ridge brain r before -> after
     training, and the held-out LM loss."""
-    folder = run_dir / "evaluation"
+    folder = evaluation_dir(run_dir)
     parts = []
-    alignment_file, lm_file = folder / "brain_alignment.json", folder / "lm.json"
+    alignment_file, lm_file = folder / BRAIN_FILE, folder / LM_FILE
     if alignment_file.is_file():
-        alignment = json.loads(alignment_file.read_text())
+        alignment = read_mapping(alignment_file, "brain-alignment record")
         first = alignment.get("history", [alignment])[0]
         parts.append(f"brain r {first['mean']:.3f} -> {alignment['mean']:.3f}")
     if lm_file.is_file():
-        parts.append(f"LM loss {json.loads(lm_file.read_text())['lm_loss']:.3f}")
+        parts.append(f"LM loss {read_mapping(lm_file, 'LM result')['lm_loss']:.3f}")
     return ", ".join(parts) or "done"
 
 

@@ -48,10 +48,10 @@ from brainmis.evaluation.brain.alignment import (
     add_to_run_evaluation,
     align_features,
     model_window_features,
-    per_voxel_file,
     write_alignment_files,
 )
-from brainmis.run_folder import PRETRAINED_EPOCH
+from brainmis.runs.layout import CONFIG_FILE, INPUTS_FILE, brain_r_file, evaluation_dir
+from brainmis.runs.trainer import PRETRAINED_EPOCH
 
 if TYPE_CHECKING:
     from brainmis.data.datamodule import BrainDataModule
@@ -179,7 +179,7 @@ def from_checkpoint(args: argparse.Namespace, overrides: dict[str, Any]) -> Eval
     if args.out is None:
         if loaded.run_dir is None:
             raise BrainmisInputError(
-                checkpoint_path, "not inside a run folder with config.yaml: pass --out DIR"
+                checkpoint_path, f"not inside a run folder with {CONFIG_FILE}: pass --out DIR"
             )
         if changed:
             raise BrainmisInputError(
@@ -187,7 +187,7 @@ def from_checkpoint(args: argparse.Namespace, overrides: dict[str, Any]) -> Eval
                 f"{', '.join(changed)} change what is evaluated, so the result is not the run's "
                 "own: pass --out DIR",
             )
-        run_evaluation = loaded.run_dir / "evaluation"
+        run_evaluation = evaluation_dir(loaded.run_dir)
     return Evaluated(
         model=module.backbone,
         layer=module.feature_layer if args.layer is None else args.layer,
@@ -229,7 +229,7 @@ def main(argv: list[str]) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     target = from_checkpoint(args, overrides) if args.ckpt else from_model_folder(args, overrides)
     if target.run_evaluation is not None:
-        existing = target.run_evaluation / per_voxel_file(target.epoch)
+        existing = target.run_evaluation / brain_r_file(target.epoch)
         if existing.exists():
             raise BrainmisInputError(
                 existing,
@@ -267,8 +267,8 @@ def main(argv: list[str]) -> int:
             selected_voxels=data.selected_voxels,
             voxel_selection=data.voxel_selection,
         )
-        (out / "inputs.json").write_text(json.dumps(inputs, indent=2) + "\n")
-        written.append(out / "inputs.json")
+        (out / INPUTS_FILE).write_text(json.dumps(inputs, indent=2) + "\n")
+        written.append(out / INPUTS_FILE)
     ridge = alignment.ridge
     normalised = (
         ""

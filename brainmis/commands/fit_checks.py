@@ -31,8 +31,10 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningArgumentParser
 
 from brainmis.errors import BrainmisInputError, refuse_file_in_the_way
-from brainmis.launch.manifest import MANIFEST_NAME, RunManifestCallback, read_manifest
-from brainmis.run_folder import run_folder
+from brainmis.launch.manifest import RunManifestCallback
+from brainmis.runs.layout import CONFIG_FILE, MANIFEST_FILE
+from brainmis.runs.manifest import read_manifest
+from brainmis.runs.trainer import run_folder
 
 CONFIG_FLAGS = ("--config", "-c")
 # ``--ckpt_path`` values Lightning resolves itself (to a file it found or wrote)
@@ -146,8 +148,8 @@ def refuse_used_run_folder(trainer: Trainer, subcommand: str) -> None:
         return
     if read_manifest(folder) is not None:
         raise BrainmisInputError(
-            folder / MANIFEST_NAME,
-            f"this folder holds a training run; {subcommand} would overwrite its config.yaml "
+            folder / MANIFEST_FILE,
+            f"this folder holds a training run; {subcommand} would overwrite its {CONFIG_FILE} "
             "and logs; log into another folder (another trainer.logger version or save_dir)",
         )
 

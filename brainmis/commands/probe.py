@@ -31,11 +31,7 @@ from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 from brainmis.evaluation.probing.builtin.suite import default_cache_dir, load_builtin_suite
 from brainmis.evaluation.probing.holmes_reader import read_holmes_folder
 from brainmis.evaluation.probing.probe import ProbeProtocol
-from brainmis.evaluation.probing.results_file import (
-    PROBING_CSV,
-    append_probing_csv,
-    read_probing_csv,
-)
+from brainmis.evaluation.probing.results_file import append_probing_csv, read_probing_csv
 from brainmis.evaluation.probing.runner import (
     CONTROLS,
     headline_metric,
@@ -43,9 +39,14 @@ from brainmis.evaluation.probing.runner import (
     subfield_means,
     task_means,
 )
-from brainmis.run_folder import PRETRAINED_EPOCH
-
-SUMMARY_JSON = "probing_summary.json"
+from brainmis.runs.layout import (
+    CONFIG_FILE,
+    PROBING_FILE,
+    PROBING_SUMMARY_FILE,
+    evaluation_dir,
+    probing_summary_file,
+)
+from brainmis.runs.trainer import PRETRAINED_EPOCH
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,14 +85,16 @@ def run_evaluation_folder(
 ) -> Path:
     """The run's ``evaluation/`` folder, when probing the checkpoint can be added there."""
     if run_dir is None:
-        raise BrainmisInputError(ckpt, "not inside a run folder with config.yaml: pass --out DIR")
+        raise BrainmisInputError(
+            ckpt, f"not inside a run folder with {CONFIG_FILE}: pass --out DIR"
+        )
     if layer_changed:
         raise BrainmisInputError(
             None,
             "--layer changes what is probed, so the result is not the run's own: pass --out DIR",
         )
-    folder = run_dir / "evaluation"
-    csv_path = folder / PROBING_CSV
+    folder = evaluation_dir(run_dir)
+    csv_path = folder / PROBING_FILE
     if csv_path.is_file() and any(
         row.get("epoch") == str(epoch) for row in read_probing_csv(csv_path)
     ):
@@ -119,9 +122,9 @@ def main(argv: list[str]) -> int:
         if out is None:
             layer_changed = layer != module.feature_layer
             out = run_evaluation_folder(args.ckpt, loaded.run_dir, epoch, layer_changed)
-            summary_path = out / f"probing_summary_epoch{epoch}.json"
+            summary_path = out / probing_summary_file(epoch)
         else:
-            summary_path = out / SUMMARY_JSON
+            summary_path = out / PROBING_SUMMARY_FILE
     else:
         from brainmis.models.backbone import load_backbone
 
@@ -132,7 +135,7 @@ def main(argv: list[str]) -> int:
         epoch = PRETRAINED_EPOCH
         layer = -1 if args.layer is None else args.layer
         run = str(args.model)
-        summary_path = out / SUMMARY_JSON
+        summary_path = out / PROBING_SUMMARY_FILE
     n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     if isinstance(n_layers, int) and not -(n_layers + 1) <= layer <= n_layers:
         raise BrainmisInputError(None, f"--layer {layer} outside the model's 0..{n_layers}")
@@ -147,7 +150,7 @@ def main(argv: list[str]) -> int:
     per_task = task_means(scores, {task.name: headline_metric(task) for task in tasks})
     per_subfield = subfield_means(per_task, {task.name: task.subfield for task in tasks})
     out.mkdir(parents=True, exist_ok=True)
-    append_probing_csv(out / PROBING_CSV, run, epoch, scores)
+    append_probing_csv(out / PROBING_FILE, run, epoch, scores)
     summary = {
         "run": run,
         "epoch": epoch,
@@ -175,7 +178,7 @@ def main(argv: list[str]) -> int:
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(
         f"probed {len(tasks)} tasks x {len(args.seeds)} seeds (epoch {epoch}); wrote "
-        f"{out / PROBING_CSV} and {summary_path.name}"
+        f"{out / PROBING_FILE} and {summary_path.name}"
     )
     for name, value in per_subfield.items():
         print(f"  {name:<12} {value:.3f}")

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from brainmis.cli_parser import ToolArgumentParser
-from brainmis.launch.matrix import load_matrix
 from brainmis.launch.slurm import array_script, submit
 from brainmis.launch.sweep import (
     PLAN_NAME,
@@ -22,6 +21,7 @@ from brainmis.launch.sweep import (
     run_local,
     table_text,
 )
+from brainmis.launch.sweep_matrix import load_matrix
 
 
 def build_parser() -> ToolArgumentParser:

@@ -1,10 +1,10 @@
-"""Run manifests: ``run_manifest.json`` in every run folder says what ran and how it ended.
+"""``RunManifestCallback``: a fit records ``run_manifest.json`` in its run folder.
 
-Contract (docs/architecture.md, "Run folder"): ``identity`` ``{model, dataset, subject,
-fold, condition, seed}`` and ``status`` (``running | complete | failed``), plus the resolved
-config, the data bundle checksum, package versions, the git commit, SLURM ids and timings.
-``brainmis compare`` finds runs by it; ``brainmis sweep`` skips runs whose status is
-``complete``.
+The file's contract, reader and writer are ``brainmis.runs.manifest``; this module fills it
+during a fit: the identity (``brainmis.runs.identity``), status ``running | complete |
+failed``, the resolved config, the data bundle checksum, package versions, the git commit,
+SLURM ids and timings. ``brainmis compare`` finds runs by it; ``brainmis sweep`` skips runs
+whose status is ``complete``.
 
 A requeued or restarted run writes into the same folder: the manifest keeps one entry per
 attempt under ``attempts`` and its top-level status follows the latest attempt. A folder whose
@@ -13,14 +13,11 @@ manifest already says ``complete`` is refused (no silent overwrite of a finished
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -30,11 +27,16 @@ from lightning.pytorch.callbacks import Callback
 
 from brainmis.errors import BrainmisInputError
 from brainmis.launch.slurm import slurm_job_from_env
+from brainmis.runs.identity import IDENTITY_FIELDS
+from brainmis.runs.layout import CONFIG_FILE, MANIFEST_FILE
+from brainmis.runs.manifest import (
+    RunManifest,
+    json_fallback,
+    now_iso,
+    read_manifest,
+    write_manifest,
+)
 
-MANIFEST_NAME = "run_manifest.json"
-MANIFEST_FORMAT = 1
-STATUSES = ("running", "complete", "failed")
-IDENTITY_KEYS = ("model", "dataset", "subject", "fold", "condition", "seed")
 VERSIONED_PACKAGES = (
     "brainmis",
     "torch",
@@ -47,109 +49,6 @@ VERSIONED_PACKAGES = (
     "himalaya",
     "jsonargparse",
 )
-
-
-@dataclass
-class RunManifest:
-    """The content of ``run_manifest.json``. Times are UTC ISO 8601; durations in seconds."""
-
-    identity: dict[str, Any]
-    status: str = "running"
-    run_id: str | None = None
-    seed: int | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    versions: dict[str, str | None] = field(default_factory=dict)
-    git: dict[str, Any] = field(default_factory=dict)
-    host: dict[str, Any] = field(default_factory=dict)
-    slurm: dict[str, Any] | None = None
-    created: str | None = None
-    updated: str | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    format: int = MANIFEST_FORMAT
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": self.format,
-            "run_id": self.run_id,
-            "identity": self.identity,
-            "status": self.status,
-            "seed": self.seed,
-            "config": self.config,
-            "data": self.data,
-            "versions": self.versions,
-            "git": self.git,
-            "host": self.host,
-            "slurm": self.slurm,
-            "created": self.created,
-            "updated": self.updated,
-            "attempts": self.attempts,
-            "error": self.error,
-        }
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], path: Path | str | None = None) -> RunManifest:
-        if not isinstance(values, dict):
-            raise BrainmisInputError(path, "run manifest is not a JSON object")
-        missing = [key for key in ("identity", "status") if key not in values]
-        if missing:
-            raise BrainmisInputError(path, f"run manifest lacks {', '.join(missing)}")
-        if values["status"] not in STATUSES:
-            raise BrainmisInputError(
-                path, f"run manifest status {values['status']!r} is not one of {STATUSES}"
-            )
-        known = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in values.items() if key in known})
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def read_manifest(run_dir: Path | str) -> RunManifest | None:
-    """The manifest of ``run_dir`` (a folder or the JSON file), ``None`` if it has none."""
-    path = Path(run_dir)
-    if path.is_dir():
-        path = path / MANIFEST_NAME
-    if not path.is_file():
-        return None
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BrainmisInputError(path, f"unreadable run manifest ({error})") from None
-    return RunManifest.from_dict(values, path)
-
-
-def run_status(run_dir: Path | str) -> str | None:
-    """``running``, ``complete``, ``failed``, or ``None`` when the folder has no manifest."""
-    manifest = read_manifest(run_dir)
-    return None if manifest is None else manifest.status
-
-
-def write_manifest(manifest: RunManifest, run_dir: Path | str) -> Path:
-    """Write atomically (temporary file + rename): a reader never sees half a manifest."""
-    folder = Path(run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    manifest.updated = now_iso()
-    path = folder / MANIFEST_NAME
-    temporary = folder / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
-    temporary.write_text(json.dumps(manifest.to_dict(), indent=2, default=_json_fallback) + "\n")
-    os.replace(temporary, path)
-    return path
-
-
-def _json_fallback(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):
-        try:
-            return value.item()
-        except (TypeError, ValueError):
-            pass
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return repr(value)
 
 
 def package_versions(names: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str | None]:
@@ -198,7 +97,7 @@ def _plain(values: Any) -> Any:
         return [_plain(value) for value in values]
     if values is None or isinstance(values, (bool, int, float, str)):
         return values
-    return _json_fallback(values)
+    return json_fallback(values)
 
 
 def _trainer_settings(trainer: pl.Trainer, log_dir: Path) -> dict[str, Any]:
@@ -239,10 +138,10 @@ class RunManifestCallback(Callback):
         run_id: str | None = None,
         allow_complete: bool = False,
     ) -> None:
-        unknown = sorted(set(identity or {}) - set(IDENTITY_KEYS))
+        unknown = sorted(set(identity or {}) - set(IDENTITY_FIELDS))
         if unknown:
             raise BrainmisInputError(
-                None, f"RunManifestCallback: unknown identity keys {unknown}; use {IDENTITY_KEYS}"
+                None, f"RunManifestCallback: unknown identity keys {unknown}; use {IDENTITY_FIELDS}"
             )
         self.identity = dict(identity or {})
         self.run_id = run_id
@@ -271,7 +170,7 @@ class RunManifestCallback(Callback):
             "seed": _global_seed(),
         }
         inferred.update(self.identity)
-        return {key: _plain(inferred.get(key)) for key in IDENTITY_KEYS}
+        return {key: _plain(inferred.get(key)) for key in IDENTITY_FIELDS}
 
     def data_record(self, trainer: pl.Trainer) -> dict[str, Any]:
         """Where the data came from and its bundle checksum (``None`` without a bundle)."""
@@ -295,7 +194,7 @@ class RunManifestCallback(Callback):
         previous = read_manifest(folder)
         if previous is not None and previous.status == "complete" and not self.allow_complete:
             raise BrainmisInputError(
-                folder / MANIFEST_NAME,
+                folder / MANIFEST_FILE,
                 "this run folder holds a complete run; refusing to train into it again "
                 "(choose a new folder, or set allow_complete to append a new attempt)",
             )
@@ -333,7 +232,7 @@ class RunManifestCallback(Callback):
             "model": _plain(getattr(pl_module, "hparams", {})),
             "data": _plain(getattr(getattr(trainer, "datamodule", None), "hparams", {})),
             "trainer": _plain(_trainer_settings(trainer, folder)),
-            "config_file": "config.yaml",
+            "config_file": CONFIG_FILE,
         }
         manifest.data = self.data_record(trainer)
         manifest.versions = package_versions()

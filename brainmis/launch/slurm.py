@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from brainmis.errors import BrainmisInputError
+from brainmis.runs.layout import MANIFEST_FILE
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def array_script(
         f"row=\"$(awk -F'\\t' -v i=\"$SLURM_ARRAY_TASK_ID\" 'NR > 1 && $1 == i' {quoted_table})\"",
         'if [[ -z "$row" ]]; then echo "no run for array task $SLURM_ARRAY_TASK_ID" >&2; exit 2; fi',
         "IFS=$'\\t' read -r _ run_id base_config run_config run_dir <<<\"$row\"",
-        'if grep -qs \'"status": "complete"\' "$run_dir/run_manifest.json"; then',
+        f'if grep -qs \'"status": "complete"\' "$run_dir/{MANIFEST_FILE}"; then',
         '    echo "run $run_id is complete; nothing to do"; exit 0',
         "fi",
         'echo "run $run_id (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname)"',

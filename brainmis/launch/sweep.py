@@ -1,6 +1,6 @@
 """``brainmis sweep MATRIX.yaml --out DIR [--dry-run | --local | --slurm [--submit]]``.
 
-Expands an experiment matrix (``brainmis.launch.matrix``) into one config per run and then
+Expands an experiment matrix (``brainmis.launch.sweep_matrix``) into one config per run and then
 
 - ``--dry-run``: prints the runs (and their status when ``DIR`` holds them); writes nothing;
 - ``--local``: trains them one after another here (``brainmis fit``), resuming a run from its
@@ -27,8 +27,9 @@ from typing import Any
 import yaml
 
 from brainmis.errors import BrainmisInputError, refuse_file_in_the_way
-from brainmis.launch.manifest import read_manifest
-from brainmis.launch.matrix import Matrix, RunSpec, compose_config
+from brainmis.launch.sweep_matrix import Matrix, RunSpec, compose_config
+from brainmis.runs.layout import last_checkpoint
+from brainmis.runs.manifest import read_manifest
 
 PLAN_NAME = "sweep.json"
 TABLE_NAME = "runs.tsv"
@@ -64,7 +65,7 @@ class PlannedRun:
             "--config",
             str(self.run_config),
         ]
-        last = self.run_dir / "checkpoints" / "last.ckpt"
+        last = last_checkpoint(self.run_dir)
         if last.is_file():
             command.append(f"--ckpt_path={last}")
         return [*command, *fit_args]
@@ -87,7 +88,7 @@ def run_overrides(spec: RunSpec, run_dir: Path, runs_root: Path) -> dict[str, An
     trainer["callbacks+"] = [
         {
             "class_path": "brainmis.launch.manifest.RunManifestCallback",
-            "init_args": {"identity": spec.identity, "run_id": spec.run_id},
+            "init_args": {"identity": spec.identity.as_dict(), "run_id": spec.run_id},
         },
         {"class_path": "brainmis.launch.requeue.SlurmRequeueCallback"},
     ]
@@ -127,7 +128,7 @@ def plan_record(matrix: Matrix, runs: list[PlannedRun], workdir: Path, fit_args:
             {
                 "index": run.index,
                 "run_id": run.run_id,
-                "identity": run.spec.identity,
+                "identity": run.spec.identity.as_dict(),
                 "base_config": str(run.spec.base_config),
                 "run_config": str(run.run_config),
                 "run_dir": str(run.run_dir),

@@ -14,7 +14,7 @@ Where settings come from:
   the checkpoint or in the run folder above ``checkpoints/``.
 
 The epoch is the number of training epochs finished when the checkpoint was saved (the
-project's one epoch convention, ``brainmis.run_folder.epochs_finished``; 0 = the untouched
+project's one epoch convention, ``brainmis.runs.trainer.epochs_finished``; 0 = the untouched
 pretrained model). Every problem is a one-line ``BrainmisInputError`` naming the file.
 """
 
@@ -30,9 +30,8 @@ from typing import Any
 import torch
 
 from brainmis.errors import BrainmisInputError
+from brainmis.runs.layout import CONFIG_FILE
 from brainmis.structured_files import read_mapping
-
-CONFIG_NAME = "config.yaml"
 
 
 @dataclass
@@ -105,8 +104,8 @@ def checkpoint_epoch(checkpoint: dict[str, Any]) -> int:
 def find_run_config(checkpoint_path: Path) -> Path | None:
     """``config.yaml`` beside the checkpoint or in the run folder above ``checkpoints/``."""
     for folder in (checkpoint_path.parent, checkpoint_path.parent.parent):
-        if (folder / CONFIG_NAME).is_file():
-            return folder / CONFIG_NAME
+        if (folder / CONFIG_FILE).is_file():
+            return folder / CONFIG_FILE
     return None
 
 

@@ -40,7 +40,8 @@ from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, rever
 from brainmis.models.lora import add_lora
 from brainmis.models.losses import pearson_loss
 from brainmis.models.masking import IGNORE_INDEX, mask_tokens
-from brainmis.run_folder import epochs_finished, run_folder
+from brainmis.runs.layout import LM_FILE, evaluation_dir
+from brainmis.runs.trainer import epochs_finished, run_folder
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
 REVERSED_CONDITIONS = ("misaligned", "preserving")
@@ -441,10 +442,10 @@ class BrainMisalignmentModule(LightningModule):
         if not trainer.is_global_zero:
             return
         lm_loss = self.held_out_lm_loss(datamodule.test_dataloader())
-        folder = run_folder(trainer) / "evaluation"
+        folder = evaluation_dir(run_folder(trainer))
         folder.mkdir(parents=True, exist_ok=True)
         record = {"epoch": epochs_finished(trainer), "lm_loss": lm_loss}
-        (folder / "lm.json").write_text(json.dumps(record, indent=2) + "\n")
+        (folder / LM_FILE).write_text(json.dumps(record, indent=2) + "\n")
 
     # ---------------------------------------------------------------- checkpoints
     def trainable_state_keys(self) -> list[str]:

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from brainmis.analysis.comparison import ComparisonOptions, compare_study
-from brainmis.analysis.matrix import build_study_matrix
 from brainmis.analysis.results import read_run_results
 from brainmis.analysis.runs import discover_runs, find_run_folders
+from brainmis.analysis.study import build_study_matrix
 from brainmis.cli import main
 from brainmis.commands.compare import parse_contrasts
 

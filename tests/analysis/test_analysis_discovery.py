@@ -10,12 +10,6 @@ import numpy as np
 import pytest
 import yaml
 
-from brainmis.analysis.matrix import (
-    IncompleteMatrixError,
-    build_study_matrix,
-    ordered_conditions,
-    require_complete,
-)
 from brainmis.analysis.results import (
     read_brain_alignment,
     read_lm_result,
@@ -23,8 +17,15 @@ from brainmis.analysis.results import (
     read_probing_scores,
     read_run_results,
 )
-from brainmis.analysis.runs import RunIdentity, discover_runs, find_run_folders, read_run
+from brainmis.analysis.runs import discover_runs, find_run_folders, read_run
+from brainmis.analysis.study import (
+    IncompleteMatrixError,
+    build_study_matrix,
+    ordered_conditions,
+    require_complete,
+)
 from brainmis.errors import BrainmisInputError
+from brainmis.runs.identity import RunIdentity
 
 
 def test_discovery_finds_every_run_below_a_root(small_study: Path):
@@ -90,7 +91,7 @@ def test_bad_manifests_are_named(small_study: Path):
     run = find_run_folders(small_study)[0]
     manifest = run / "run_manifest.json"
     manifest.write_text("{not json")
-    with pytest.raises(BrainmisInputError, match="run_manifest.json: not a readable JSON"):
+    with pytest.raises(BrainmisInputError, match="run_manifest.json: not valid JSON"):
         read_run(run)
     manifest.write_text(json.dumps({"identity": {"model": "gpt2"}, "status": "complete"}))
     with pytest.raises(BrainmisInputError, match="lacks dataset, subject, fold, condition, seed"):

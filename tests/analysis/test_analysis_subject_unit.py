@@ -21,10 +21,10 @@ from scipy import stats
 from synthetic_study import StudySpec, write_synthetic_study
 
 from brainmis.analysis.comparison import UNIT_METRICS, ComparisonOptions, compare_study
-from brainmis.analysis.matrix import build_study_matrix
 from brainmis.analysis.results import read_brain_alignment, read_run_results
 from brainmis.analysis.runs import discover_runs, find_run_folders
 from brainmis.analysis.statistics import holm_correction
+from brainmis.analysis.study import build_study_matrix
 from brainmis.cli import main
 from brainmis.errors import BrainmisInputError
 

@@ -12,12 +12,9 @@ from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from brainmis.errors import BrainmisInputError
-from brainmis.launch.manifest import (
-    MANIFEST_NAME,
-    RunManifestCallback,
-    read_manifest,
-    run_status,
-)
+from brainmis.launch.manifest import RunManifestCallback
+from brainmis.runs.layout import MANIFEST_FILE
+from brainmis.runs.manifest import read_manifest, run_status
 
 
 def make_trainer(run_root: Path, *callbacks: Callback, max_epochs: int = 1) -> Trainer:
@@ -82,7 +79,7 @@ def test_complete_run_manifest(tmp_path: Path, fake_bundle: Path) -> None:
     attempt = manifest.attempts[0]
     assert attempt["status"] == "complete" and attempt["duration_s"] >= 0
     assert manifest.created and manifest.updated and attempt["started"] and attempt["ended"]
-    raw = json.loads((tmp_path / "run" / MANIFEST_NAME).read_text())
+    raw = json.loads((tmp_path / "run" / MANIFEST_FILE).read_text())
     assert raw["identity"]["subject"] == "F" and raw["status"] == "complete"
 
 
@@ -120,10 +117,10 @@ def test_restart_appends_an_attempt_and_complete_is_refused(tmp_path: Path) -> N
     manifest = read_manifest(tmp_path / "run")
     assert manifest is not None and manifest.status == "complete" and manifest.error is None
     assert [a["status"] for a in manifest.attempts] == ["failed", "complete"]
-    before = (tmp_path / "run" / MANIFEST_NAME).read_text()
+    before = (tmp_path / "run" / MANIFEST_FILE).read_text()
     with pytest.raises(BrainmisInputError, match="holds a complete run"):
         make_trainer(tmp_path, RunManifestCallback()).fit(TinyModel(), TinyData())
-    assert (tmp_path / "run" / MANIFEST_NAME).read_text() == before
+    assert (tmp_path / "run" / MANIFEST_FILE).read_text() == before
     make_trainer(tmp_path, RunManifestCallback(allow_complete=True)).fit(TinyModel(), TinyData())
     manifest = read_manifest(tmp_path / "run")
     assert manifest is not None and len(manifest.attempts) == 3
@@ -142,10 +139,10 @@ def test_slurm_ids_are_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_bad_manifests_and_identity_keys(tmp_path: Path) -> None:
     assert read_manifest(tmp_path) is None
-    (tmp_path / MANIFEST_NAME).write_text("{not json")
-    with pytest.raises(BrainmisInputError, match="unreadable run manifest"):
+    (tmp_path / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(BrainmisInputError, match="run_manifest.json: not valid JSON"):
         read_manifest(tmp_path)
-    (tmp_path / MANIFEST_NAME).write_text(json.dumps({"identity": {}, "status": "done"}))
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps({"identity": {}, "status": "done"}))
     with pytest.raises(BrainmisInputError, match="status 'done'"):
         read_manifest(tmp_path)
     with pytest.raises(BrainmisInputError, match="unknown identity keys"):

@@ -25,19 +25,12 @@ from brainmis.evaluation.brain.encoding import BrainAlignmentResult, evaluate_br
 from brainmis.evaluation.brain.leakage import LeakageResult, mlp_leakage
 from brainmis.evaluation.brain.maps import save_brain_map
 from brainmis.evaluation.extract import extract_window_features, features_in_table_order
+from brainmis.runs.layout import BRAIN_FILE, brain_map_file, brain_r_file, leakage_r_file
 from brainmis.structured_files import read_mapping
 
 if TYPE_CHECKING:
     from brainmis.data.datamodule import BrainDataModule
     from brainmis.data.records import Subject
-
-RESULT_FILE = "brain_alignment.json"
-
-
-def per_voxel_file(epoch: int) -> str:
-    """``brain_r_epoch{E}.npy``: per-voxel r of the evaluation after ``E`` finished training
-    epochs (0 = the model before any training)."""
-    return f"brain_r_epoch{epoch}.npy"
 
 
 @dataclass
@@ -216,18 +209,18 @@ def write_alignment_files(
         record["voxel_selection"] = voxel_selection
     if history is not None:
         record["history"] = history
-    written = [folder / RESULT_FILE, folder / per_voxel_file(alignment.epoch)]
+    written = [folder / BRAIN_FILE, folder / brain_r_file(alignment.epoch)]
     written[0].write_text(json.dumps(record, indent=2) + "\n")
     np.save(written[1], alignment.ridge.r.astype(np.float64), allow_pickle=False)
     if alignment.leakage is not None:
-        leakage_path = folder / f"leakage_mlp_r_epoch{alignment.epoch}.npy"
+        leakage_path = folder / leakage_r_file(alignment.epoch)
         np.save(leakage_path, alignment.leakage.r.astype(np.float64), allow_pickle=False)
         written.append(leakage_path)
     if subject is not None:
         nifti = save_brain_map(
             alignment.ridge.r,
             subject,
-            folder / f"brain_r_epoch{alignment.epoch}.nii.gz",
+            folder / brain_map_file(alignment.epoch),
             voxel_indices=selected_voxels,
         )
         if nifti is not None:
@@ -239,7 +232,7 @@ def read_alignment_record(folder: str | Path) -> dict[str, Any] | None:
     """The ``brain_alignment.json`` of ``folder`` as a dict, None when there is none.
 
     Raises ``BrainmisInputError`` naming the file when it is not a readable JSON object."""
-    path = Path(folder) / RESULT_FILE
+    path = Path(folder) / BRAIN_FILE
     if not path.is_file():
         return None
     record = read_mapping(path, "brain-alignment record")

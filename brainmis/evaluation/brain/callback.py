@@ -2,7 +2,7 @@
 
 When it evaluates, and the epoch label E of the files and the record: E counts the training
 epochs finished before the evaluation (the project's convention,
-``brainmis.run_folder.epochs_finished``; ``ProbingCallback`` and ``lm.json`` use the same).
+``brainmis.runs.trainer.epochs_finished``; ``ProbingCallback`` and ``lm.json`` use the same).
 
 - at fit start: the model before any training (the pretrained baseline), E = 0, logged at
   global step 0 (``brain_r_epoch0.npy``);
@@ -43,7 +43,8 @@ from brainmis.evaluation.brain.alignment import (
     model_window_features,
     write_alignment_files,
 )
-from brainmis.run_folder import PRETRAINED_EPOCH, epochs_finished, run_folder
+from brainmis.runs.layout import evaluation_dir
+from brainmis.runs.trainer import PRETRAINED_EPOCH, epochs_finished, run_folder
 
 
 class BrainAlignmentCallback(Callback):
@@ -150,7 +151,7 @@ class BrainAlignmentCallback(Callback):
                 logger.experiment.add_histogram("brain_alignment/r", alignment.ridge.r, step)
         # rank 0 only: run_folder, not trainer.log_dir (a collective under DDP)
         write_alignment_files(
-            run_folder(trainer) / "evaluation",
+            evaluation_dir(run_folder(trainer)),
             alignment,
             subject=data.subject,
             selected_voxels=data.selected_voxels,

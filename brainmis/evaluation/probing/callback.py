@@ -2,7 +2,7 @@
 end of fit.
 
 The epoch label of every row is the number of training epochs finished (the project's
-convention, ``brainmis.run_folder.epochs_finished``): 0 for the untouched model at fit start,
+convention, ``brainmis.runs.trainer.epochs_finished``): 0 for the untouched model at fit start,
 1 after the first epoch, so brain-alignment, probing and LM results of the same weights carry
 the same epoch. Nothing is probed under ``fast_dev_run`` or during the sanity check.
 
@@ -22,14 +22,15 @@ from brainmis.evaluation.probing.builtin.suite import load_builtin_suite
 from brainmis.evaluation.probing.holmes_reader import ProbingTask, read_holmes_folder
 from brainmis.evaluation.probing.probe import ProbeProtocol
 from brainmis.evaluation.probing.representations import RepresentationCache
-from brainmis.evaluation.probing.results_file import PROBING_CSV, append_probing_csv
+from brainmis.evaluation.probing.results_file import append_probing_csv
 from brainmis.evaluation.probing.runner import (
     headline_metric,
     probe_tasks,
     subfield_means,
     task_means,
 )
-from brainmis.run_folder import PRETRAINED_EPOCH, epochs_finished, run_folder
+from brainmis.runs.layout import PROBING_FILE, evaluation_dir
+from brainmis.runs.trainer import PRETRAINED_EPOCH, epochs_finished, run_folder
 
 
 class ProbingCallback(Callback):
@@ -164,7 +165,7 @@ class ProbingCallback(Callback):
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
         append_probing_csv(
-            run_folder(trainer) / "evaluation" / PROBING_CSV, run_name(trainer), epoch, scores
+            evaluation_dir(run_folder(trainer)) / PROBING_FILE, run_name(trainer), epoch, scores
         )
 
 

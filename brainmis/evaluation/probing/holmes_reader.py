@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from brainmis.errors import BrainmisInputError
 from brainmis.evaluation.probing.subfields import subfield_of
 from brainmis.evaluation.probing.task_types import SPLITS, ControlTaskType, ProbeTaskType
+from brainmis.structured_files import read_mapping
 
 SAMPLES_FILE = "samples.csv"
 SPLIT_COLUMN = "set-0"
@@ -112,12 +112,7 @@ def read_task_config(folder: Path) -> dict:
         raise _fail(folder, "no config-*.yaml beside samples.csv (a Holmes dataset needs one)")
     chosen = None
     for path in configs:
-        try:
-            config = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as error:
-            raise _fail(path, f"not valid YAML ({str(error).splitlines()[0]})") from None
-        if not isinstance(config, dict):
-            raise _fail(path, "expected a mapping of settings")
+        config = read_mapping(path, "Holmes config")
         config["_path"] = path
         if chosen is None or str(config.get("control_task_type", "NONE")).upper() == "NONE":
             chosen = config

@@ -1,6 +1,7 @@
-"""The long-format probing results file, ``<run>/evaluation/probing.csv``:
-``run,epoch,task,subfield,seed,metric,score``, one row per probe and metric, appended to
-after every evaluation (``brainmis compare`` reads it)."""
+"""Writing the long-format probing results file, ``<run>/evaluation/probing.csv``:
+``run,epoch,task,subfield,seed,metric,score`` (``brainmis.runs.layout.PROBING_COLUMNS``), one
+row per probe and metric, appended to after every evaluation (``brainmis compare`` reads it
+with ``brainmis.analysis.results.read_probing_scores``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ import csv
 from pathlib import Path
 
 from brainmis.evaluation.probing.runner import ProbingScore
-
-PROBING_CSV = "probing.csv"
-COLUMNS = ("run", "epoch", "task", "subfield", "seed", "metric", "score")
+from brainmis.runs.layout import PROBING_COLUMNS
 
 
 def append_probing_csv(path: str | Path, run: str, epoch: int, scores: list[ProbingScore]) -> Path:
@@ -21,7 +20,7 @@ def append_probing_csv(path: str | Path, run: str, epoch: int, scores: list[Prob
     with path.open("a", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         if new:
-            writer.writerow(COLUMNS)
+            writer.writerow(PROBING_COLUMNS)
         for row in scores:
             writer.writerow(
                 [run, epoch, row.task, row.subfield, row.seed, row.metric, f"{row.score:.6g}"]

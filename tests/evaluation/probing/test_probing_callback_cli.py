@@ -13,9 +13,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from brainmis.cli import main as brainmis_main
 from brainmis.evaluation.probing.callback import ProbingCallback
-from brainmis.evaluation.probing.results_file import COLUMNS, read_probing_csv
+from brainmis.evaluation.probing.results_file import read_probing_csv
 from brainmis.models.backbone import load_backbone
 from brainmis.models.checkpoint import load_checkpoint_module
+from brainmis.runs.layout import PROBING_COLUMNS
 
 TASKS = ["negation", "animacy"]
 
@@ -51,7 +52,7 @@ def test_callback_logs_scalars_and_appends_csv_each_epoch(tiny_gpt2_dir, tmp_pat
     )  # fmt: skip
     trainer.fit(TinyLMModule(tiny_gpt2_dir))
     rows = read_probing_csv(tmp_path / "logs" / "run" / "version_0" / "evaluation" / "probing.csv")
-    assert tuple(rows[0]) == COLUMNS
+    assert tuple(rows[0]) == PROBING_COLUMNS
     # epochs finished: 1 after the first epoch, 2 after the second; fit end does not probe
     # epoch 2 twice
     assert {r["epoch"] for r in rows} == {"1", "2"}

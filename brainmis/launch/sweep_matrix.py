@@ -1,4 +1,8 @@
-"""Experiment matrices: models x datasets x conditions x subjects x folds x seeds -> runs.
+"""The experiment matrix file of a sweep: models x datasets x conditions x subjects x folds x
+seeds -> planned runs (``RunSpec``), each with a ``brainmis.runs.identity.RunIdentity``.
+
+(Not the study matrix of loaded runs that ``brainmis compare`` fills: that is
+``brainmis.analysis.study``.)
 
 A matrix file (YAML), e.g. ``configs/sweeps/paper.yaml``::
 
@@ -30,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from brainmis.errors import BrainmisInputError
 from brainmis.launch.slurm import SlurmResources
+from brainmis.runs.identity import RunIdentity
+from brainmis.structured_files import read_mapping
 
 MATRIX_KEYS = {
     "name",
@@ -53,35 +57,16 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run of a matrix: its identity and the overrides that make its config."""
+    """One planned run of a matrix: its identity and the overrides that make its config."""
 
-    model: str
-    dataset: str
-    condition: str
-    subject: str
-    fold: int
-    seed: int
+    identity: RunIdentity
     base_config: Path
     overrides: dict[str, Any] = field(hash=False, compare=False, default_factory=dict)
 
     @property
     def run_id(self) -> str:
         """A folder-safe name, e.g. ``gpt2-hp-tuned-subF-fold0-seed42``."""
-        return (
-            f"{self.model}-{self.dataset}-{self.condition}-sub{self.subject}"
-            f"-fold{self.fold}-seed{self.seed}"
-        )
-
-    @property
-    def identity(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "dataset": self.dataset,
-            "subject": self.subject,
-            "fold": self.fold,
-            "condition": self.condition,
-            "seed": self.seed,
-        }
+        return self.identity.run_id
 
 
 @dataclass
@@ -137,9 +122,8 @@ class Matrix:
                 overrides[self.keys["subject"]] = subject
                 overrides[self.keys["fold"]] = fold
                 overrides[self.keys["seed"]] = seed
-                runs.append(
-                    RunSpec(model, dataset_name, condition, subject, fold, seed, base, overrides)
-                )
+                identity = RunIdentity(model, dataset_name, subject, fold, condition, seed)
+                runs.append(RunSpec(identity, base, overrides))
         return runs
 
     def check_configs_exist(self) -> None:
@@ -160,14 +144,7 @@ def _existing(runs: list[RunSpec]) -> set[str]:
 def load_matrix(path: Path | str) -> Matrix:
     """Read and validate a matrix file; every problem is a ``BrainmisInputError`` on it."""
     path = Path(path)
-    if not path.is_file():
-        raise BrainmisInputError(path, "matrix file not found")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise BrainmisInputError(path, f"not readable as YAML ({error})") from None
-    if not isinstance(values, dict):
-        raise BrainmisInputError(path, "a matrix is a YAML mapping")
+    values = read_mapping(path, "matrix")
     unknown = sorted(set(values) - MATRIX_KEYS)
     if unknown:
         raise BrainmisInputError(
@@ -324,15 +301,6 @@ def compose_config(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 
 
 def read_base_config(path: Path) -> dict[str, Any]:
-    """A base config as a mapping (``BrainmisInputError`` if missing or not a mapping)."""
-    if not path.is_file():
-        raise BrainmisInputError(path, "base config not found")
-    try:
-        values = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise BrainmisInputError(path, f"not readable as YAML ({error})") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise BrainmisInputError(path, "a config must be a YAML mapping")
-    return values
+    """A base config as a mapping (an empty file: ``{}``; ``BrainmisInputError`` if missing,
+    not YAML or not a mapping)."""
+    return read_mapping(path, "base config", allow_empty=True)

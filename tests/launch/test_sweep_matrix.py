@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from brainmis.errors import BrainmisInputError
-from brainmis.launch.matrix import compose_config, load_matrix
+from brainmis.launch.sweep_matrix import compose_config, load_matrix
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,12 +35,12 @@ def test_paper_matrix_is_the_whole_experiment() -> None:
     # 3 models x 3 conditions x (8 HP + 6 Moth subjects) x 4 folds x 1 seed
     assert len(runs) == 3 * 3 * (8 + 6) * 4 == 504
     assert len({run.run_id for run in runs}) == len(runs)
-    assert {run.model for run in runs} == {"bert", "gpt2", "llama"}
-    assert {run.condition for run in runs} == {"misaligned", "preserving", "tuned"}
-    assert {run.subject for run in runs if run.dataset == "moth"} == {
+    assert {run.identity.model for run in runs} == {"bert", "gpt2", "llama"}
+    assert {run.identity.condition for run in runs} == {"misaligned", "preserving", "tuned"}
+    assert {run.identity.subject for run in runs if run.identity.dataset == "moth"} == {
         "01", "02", "03", "04", "05", "06"
     }  # fmt: skip
-    assert {run.seed for run in runs} == {42}
+    assert {run.identity.seed for run in runs} == {42}
     first = runs[0]
     assert first.base_config == (REPO / "configs" / "bert_hp_misaligned.yaml").resolve()
     assert first.overrides["data.subject"] == "F"
@@ -51,7 +51,7 @@ def test_paper_matrix_is_the_whole_experiment() -> None:
 def test_demo_matrix_is_two_conditions_by_two_subjects() -> None:
     matrix = load_matrix(REPO / "configs" / "sweeps" / "demo.yaml")
     runs = matrix.runs()
-    assert [(run.condition, run.subject) for run in runs] == [
+    assert [(run.identity.condition, run.identity.subject) for run in runs] == [
         ("misaligned", "F"),
         ("misaligned", "H"),
         ("preserving", "F"),
@@ -136,5 +136,5 @@ def test_missing_or_broken_matrix_file(tmp_path: Path) -> None:
         load_matrix(tmp_path / "nope.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("models: [a\n")
-    with pytest.raises(BrainmisInputError, match="not readable as YAML"):
+    with pytest.raises(BrainmisInputError, match="not valid YAML"):
         load_matrix(broken)

@@ -1,4 +1,7 @@
-"""The experiment matrix a set of runs should fill, and what is missing from it.
+"""The study matrix: the loaded runs of a comparison, the cells they should fill, and what is
+missing.
+
+(Not the experiment matrix file of a sweep: that is ``brainmis.launch.sweep_matrix``.)
 
 Runs are grouped by setting (model, dataset). Within a setting the expected matrix is the
 product of the conditions, subjects, folds and seeds seen in any of its runs. A cell is
@@ -14,9 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from brainmis.analysis.results import BRAIN_FILE, LM_FILE, PROBING_FILE, RunResults
-from brainmis.analysis.runs import DiscoveredRun, RunIdentity
+from brainmis.analysis.results import RunResults
+from brainmis.analysis.runs import DiscoveredRun
 from brainmis.errors import BrainmisInputError
+from brainmis.runs.identity import RunIdentity
+from brainmis.runs.layout import BRAIN_FILE, EVALUATION_DIR, LM_FILE, PROBING_FILE
 
 # Conditions appear in tables and figures in this order; others follow alphabetically.
 CONDITION_ORDER = ("pretrained", "lm_only", "preserving", "misaligned", "tuned")
@@ -124,7 +129,7 @@ def _fill_cell(
     run = complete[0]
     lacking = [kind for kind in required_kinds if kind not in results[run.path].kinds()]
     if lacking:
-        files = ", ".join(f"evaluation/{RESULT_FILES[kind]}" for kind in lacking)
+        files = ", ".join(f"{EVALUATION_DIR}/{RESULT_FILES[kind]}" for kind in lacking)
         return MissingCell(identity, f"complete but without {files} ({run.path})")
     return LoadedRun(run, results[run.path])
 
