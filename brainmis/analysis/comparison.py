@@ -43,7 +43,7 @@ from brainmis.analysis.statistics import (
     wilcoxon_signed_rank,
 )
 from brainmis.analysis.study import SettingMatrix, StudyMatrix
-from brainmis.runs.identity import IDENTITY_FIELDS, RunIdentity
+from brainmis.run_folder.identity import IDENTITY_FIELDS, RunIdentity
 
 PAPER_CONTRASTS = (("preserving", "misaligned"), ("tuned", "preserving"))
 POOLED = "all"
@@ -100,7 +100,7 @@ class ComparisonOptions:
 @dataclass(frozen=True)
 class RunRow:
     """One run's row of ``runs.csv``: its identity (the ``IDENTITY_FIELDS`` of
-    ``brainmis.runs.identity``, first and in that order) and its per-run results."""
+    ``brainmis.run_folder.identity``, first and in that order) and its per-run results."""
 
     model: str
     dataset: str

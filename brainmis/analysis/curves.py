@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brainmis.errors import BrainmisInputError
-from brainmis.runs.layout import EVENT_FILE_PREFIX
+from brainmis.run_folder.layout import EVENT_FILE_PREFIX
 
 CURVE_TAGS = (
     "train/lm_loss",

@@ -14,7 +14,7 @@
 Each file is optional here (``None`` when absent); which results a study needs is decided
 by ``brainmis.analysis.study``. A file that exists but is malformed is an input error
 naming the file. Only the latest epoch of each result is kept. The file names and the CSV
-columns are ``brainmis.runs.layout``'s.
+columns are ``brainmis.run_folder.layout``'s.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from brainmis.errors import BrainmisInputError
-from brainmis.runs.layout import (
+from brainmis.run_folder.layout import (
     BRAIN_FILE,
     LM_FILE,
     PROBING_COLUMNS,

@@ -1,9 +1,9 @@
 """Finding run folders and reading who they are.
 
-A run folder is a folder with a ``run_manifest.json`` (``brainmis.runs.manifest``), or,
+A run folder is a folder with a ``run_manifest.json`` (``brainmis.run_folder.manifest``), or,
 failing that, a LightningCLI ``config.yaml`` beside training output (an ``evaluation/``
 folder or TensorBoard event files). The identity of a run is a
-``brainmis.runs.identity.RunIdentity``; its status is ``complete``, ``running``, ``failed``
+``brainmis.run_folder.identity.RunIdentity``; its status is ``complete``, ``running``, ``failed``
 or, for a folder without a manifest, ``complete`` when its fit-end file ``evaluation/lm.json``
 exists and ``unknown`` otherwise.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from brainmis.errors import BrainmisInputError
-from brainmis.runs.identity import RunIdentity
-from brainmis.runs.layout import (
+from brainmis.run_folder.identity import RunIdentity
+from brainmis.run_folder.layout import (
     CONFIG_FILE,
     EVALUATION_DIR,
     EVENT_FILE_PREFIX,
@@ -25,7 +25,7 @@ from brainmis.runs.layout import (
     MANIFEST_FILE,
     evaluation_dir,
 )
-from brainmis.runs.manifest import read_manifest
+from brainmis.run_folder.manifest import read_manifest
 from brainmis.structured_files import read_mapping
 
 # Where a LightningCLI config keeps each identity field, in order of preference.

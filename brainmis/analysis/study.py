@@ -20,8 +20,8 @@ from pathlib import Path
 from brainmis.analysis.results import RunResults
 from brainmis.analysis.runs import DiscoveredRun
 from brainmis.errors import BrainmisInputError
-from brainmis.runs.identity import RunIdentity
-from brainmis.runs.layout import BRAIN_FILE, EVALUATION_DIR, LM_FILE, PROBING_FILE
+from brainmis.run_folder.identity import RunIdentity
+from brainmis.run_folder.layout import BRAIN_FILE, EVALUATION_DIR, LM_FILE, PROBING_FILE
 
 # Conditions appear in tables and figures in this order; others follow alphabetically.
 CONDITION_ORDER = ("pretrained", "lm_only", "preserving", "misaligned", "tuned")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
-from brainmis.runs.layout import BRAIN_FILE, LM_FILE, evaluation_dir
+from brainmis.run_folder.layout import BRAIN_FILE, LM_FILE, evaluation_dir
 from brainmis.structured_files import read_mapping
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")

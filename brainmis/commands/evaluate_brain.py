@@ -50,8 +50,8 @@ from brainmis.evaluation.brain.alignment import (
     model_window_features,
     write_alignment_files,
 )
-from brainmis.runs.layout import CONFIG_FILE, INPUTS_FILE, brain_r_file, evaluation_dir
-from brainmis.runs.trainer import PRETRAINED_EPOCH
+from brainmis.run_folder.layout import CONFIG_FILE, INPUTS_FILE, brain_r_file, evaluation_dir
+from brainmis.run_folder.trainer import PRETRAINED_EPOCH
 
 if TYPE_CHECKING:
     from brainmis.data.datamodule import BrainDataModule

@@ -32,9 +32,9 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from brainmis.errors import BrainmisInputError, refuse_file_in_the_way
 from brainmis.launch.manifest import RunManifestCallback
-from brainmis.runs.layout import CONFIG_FILE, MANIFEST_FILE
-from brainmis.runs.manifest import read_manifest
-from brainmis.runs.trainer import run_folder
+from brainmis.run_folder.layout import CONFIG_FILE, MANIFEST_FILE
+from brainmis.run_folder.manifest import read_manifest
+from brainmis.run_folder.trainer import run_folder
 
 CONFIG_FLAGS = ("--config", "-c")
 # ``--ckpt_path`` values Lightning resolves itself (to a file it found or wrote)

@@ -39,14 +39,14 @@ from brainmis.evaluation.probing.runner import (
     subfield_means,
     task_means,
 )
-from brainmis.runs.layout import (
+from brainmis.run_folder.layout import (
     CONFIG_FILE,
     PROBING_FILE,
     PROBING_SUMMARY_FILE,
     evaluation_dir,
     probing_summary_file,
 )
-from brainmis.runs.trainer import PRETRAINED_EPOCH
+from brainmis.run_folder.trainer import PRETRAINED_EPOCH
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """``RunManifestCallback``: a fit records ``run_manifest.json`` in its run folder.
 
-The file's contract, reader and writer are ``brainmis.runs.manifest``; this module fills it
-during a fit: the identity (``brainmis.runs.identity``), status ``running | complete |
+The file's contract, reader and writer are ``brainmis.run_folder.manifest``; this module fills it
+during a fit: the identity (``brainmis.run_folder.identity``), status ``running | complete |
 failed``, the resolved config, the data bundle checksum, package versions, the git commit,
 SLURM ids and timings. ``brainmis compare`` finds runs by it; ``brainmis sweep`` skips runs
 whose status is ``complete``.
@@ -27,9 +27,9 @@ from lightning.pytorch.callbacks import Callback
 
 from brainmis.errors import BrainmisInputError
 from brainmis.launch.slurm import slurm_job_from_env
-from brainmis.runs.identity import IDENTITY_FIELDS
-from brainmis.runs.layout import CONFIG_FILE, MANIFEST_FILE
-from brainmis.runs.manifest import (
+from brainmis.run_folder.identity import IDENTITY_FIELDS
+from brainmis.run_folder.layout import CONFIG_FILE, MANIFEST_FILE
+from brainmis.run_folder.manifest import (
     RunManifest,
     json_fallback,
     now_iso,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from brainmis.errors import BrainmisInputError
-from brainmis.runs.layout import MANIFEST_FILE
+from brainmis.run_folder.layout import MANIFEST_FILE
 
 
 @dataclass(frozen=True)

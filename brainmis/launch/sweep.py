@@ -28,8 +28,8 @@ import yaml
 
 from brainmis.errors import BrainmisInputError, refuse_file_in_the_way
 from brainmis.launch.sweep_matrix import Matrix, RunSpec, compose_config
-from brainmis.runs.layout import last_checkpoint
-from brainmis.runs.manifest import read_manifest
+from brainmis.run_folder.layout import last_checkpoint
+from brainmis.run_folder.manifest import read_manifest
 
 PLAN_NAME = "sweep.json"
 TABLE_NAME = "runs.tsv"

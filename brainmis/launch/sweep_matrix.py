@@ -1,5 +1,5 @@
 """The experiment matrix file of a sweep: models x datasets x conditions x subjects x folds x
-seeds -> planned runs (``RunSpec``), each with a ``brainmis.runs.identity.RunIdentity``.
+seeds -> planned runs (``RunSpec``), each with a ``brainmis.run_folder.identity.RunIdentity``.
 
 (Not the study matrix of loaded runs that ``brainmis compare`` fills: that is
 ``brainmis.analysis.study``.)
@@ -36,7 +36,7 @@ from typing import Any
 
 from brainmis.errors import BrainmisInputError
 from brainmis.launch.slurm import SlurmResources
-from brainmis.runs.identity import RunIdentity
+from brainmis.run_folder.identity import RunIdentity
 from brainmis.structured_files import read_mapping
 
 MATRIX_KEYS = {

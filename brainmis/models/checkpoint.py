@@ -14,7 +14,7 @@ Where settings come from:
   the checkpoint or in the run folder above ``checkpoints/``.
 
 The epoch is the number of training epochs finished when the checkpoint was saved (the
-project's one epoch convention, ``brainmis.runs.trainer.epochs_finished``; 0 = the untouched
+project's one epoch convention, ``brainmis.run_folder.trainer.epochs_finished``; 0 = the untouched
 pretrained model). Every problem is a one-line ``BrainmisInputError`` naming the file.
 """
 
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from brainmis.errors import BrainmisInputError
-from brainmis.runs.layout import CONFIG_FILE
+from brainmis.run_folder.layout import CONFIG_FILE
 from brainmis.structured_files import read_mapping
 
 

@@ -40,8 +40,8 @@ from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, rever
 from brainmis.models.lora import add_lora
 from brainmis.models.losses import pearson_loss
 from brainmis.models.masking import IGNORE_INDEX, mask_tokens
-from brainmis.runs.layout import LM_FILE, evaluation_dir
-from brainmis.runs.trainer import epochs_finished, run_folder
+from brainmis.run_folder.layout import LM_FILE, evaluation_dir
+from brainmis.run_folder.trainer import epochs_finished, run_folder
 
 CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
 REVERSED_CONDITIONS = ("misaligned", "preserving")

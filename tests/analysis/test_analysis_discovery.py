@@ -25,7 +25,7 @@ from brainmis.analysis.study import (
     require_complete,
 )
 from brainmis.errors import BrainmisInputError
-from brainmis.runs.identity import RunIdentity
+from brainmis.run_folder.identity import RunIdentity
 
 
 def test_discovery_finds_every_run_below_a_root(small_study: Path):

@@ -13,8 +13,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from brainmis.errors import BrainmisInputError
 from brainmis.launch.manifest import RunManifestCallback
-from brainmis.runs.layout import MANIFEST_FILE
-from brainmis.runs.manifest import read_manifest, run_status
+from brainmis.run_folder.layout import MANIFEST_FILE
+from brainmis.run_folder.manifest import read_manifest, run_status
 
 
 def make_trainer(run_root: Path, *callbacks: Callback, max_epochs: int = 1) -> Trainer:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from brainmis.cli import main as brainmis
-from brainmis.runs.manifest import RunManifest, write_manifest
+from brainmis.run_folder.manifest import RunManifest, write_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 

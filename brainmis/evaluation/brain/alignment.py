@@ -25,7 +25,7 @@ from brainmis.evaluation.brain.encoding import BrainAlignmentResult, evaluate_br
 from brainmis.evaluation.brain.leakage import LeakageResult, mlp_leakage
 from brainmis.evaluation.brain.maps import save_brain_map
 from brainmis.evaluation.extract import extract_window_features, features_in_table_order
-from brainmis.runs.layout import BRAIN_FILE, brain_map_file, brain_r_file, leakage_r_file
+from brainmis.run_folder.layout import BRAIN_FILE, brain_map_file, brain_r_file, leakage_r_file
 from brainmis.structured_files import read_mapping
 
 if TYPE_CHECKING:

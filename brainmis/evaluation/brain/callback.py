@@ -2,7 +2,7 @@
 
 When it evaluates, and the epoch label E of the files and the record: E counts the training
 epochs finished before the evaluation (the project's convention,
-``brainmis.runs.trainer.epochs_finished``; ``ProbingCallback`` and ``lm.json`` use the same).
+``brainmis.run_folder.trainer.epochs_finished``; ``ProbingCallback`` and ``lm.json`` use the same).
 
 - at fit start: the model before any training (the pretrained baseline), E = 0, logged at
   global step 0 (``brain_r_epoch0.npy``);
@@ -43,8 +43,8 @@ from brainmis.evaluation.brain.alignment import (
     model_window_features,
     write_alignment_files,
 )
-from brainmis.runs.layout import evaluation_dir
-from brainmis.runs.trainer import PRETRAINED_EPOCH, epochs_finished, run_folder
+from brainmis.run_folder.layout import evaluation_dir
+from brainmis.run_folder.trainer import PRETRAINED_EPOCH, epochs_finished, run_folder
 
 
 class BrainAlignmentCallback(Callback):

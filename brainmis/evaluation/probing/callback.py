@@ -2,7 +2,7 @@
 end of fit.
 
 The epoch label of every row is the number of training epochs finished (the project's
-convention, ``brainmis.runs.trainer.epochs_finished``): 0 for the untouched model at fit start,
+convention, ``brainmis.run_folder.trainer.epochs_finished``): 0 for the untouched model at fit start,
 1 after the first epoch, so brain-alignment, probing and LM results of the same weights carry
 the same epoch. Nothing is probed under ``fast_dev_run`` or during the sanity check.
 
@@ -29,8 +29,8 @@ from brainmis.evaluation.probing.runner import (
     subfield_means,
     task_means,
 )
-from brainmis.runs.layout import PROBING_FILE, evaluation_dir
-from brainmis.runs.trainer import PRETRAINED_EPOCH, epochs_finished, run_folder
+from brainmis.run_folder.layout import PROBING_FILE, evaluation_dir
+from brainmis.run_folder.trainer import PRETRAINED_EPOCH, epochs_finished, run_folder
 
 
 class ProbingCallback(Callback):

@@ -1,5 +1,5 @@
 """Writing the long-format probing results file, ``<run>/evaluation/probing.csv``:
-``run,epoch,task,subfield,seed,metric,score`` (``brainmis.runs.layout.PROBING_COLUMNS``), one
+``run,epoch,task,subfield,seed,metric,score`` (``brainmis.run_folder.layout.PROBING_COLUMNS``), one
 row per probe and metric, appended to after every evaluation (``brainmis compare`` reads it
 with ``brainmis.analysis.results.read_probing_scores``)."""
 
@@ -9,7 +9,7 @@ import csv
 from pathlib import Path
 
 from brainmis.evaluation.probing.runner import ProbingScore
-from brainmis.runs.layout import PROBING_COLUMNS
+from brainmis.run_folder.layout import PROBING_COLUMNS
 
 
 def append_probing_csv(path: str | Path, run: str, epoch: int, scores: list[ProbingScore]) -> Path:

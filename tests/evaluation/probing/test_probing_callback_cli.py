@@ -16,7 +16,7 @@ from brainmis.evaluation.probing.callback import ProbingCallback
 from brainmis.evaluation.probing.results_file import read_probing_csv
 from brainmis.models.backbone import load_backbone
 from brainmis.models.checkpoint import load_checkpoint_module
-from brainmis.runs.layout import PROBING_COLUMNS
+from brainmis.run_folder.layout import PROBING_COLUMNS
 
 TASKS = ["negation", "animacy"]
 

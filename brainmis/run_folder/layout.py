@@ -1,0 +1,66 @@
+"""Every file and folder name of a run folder, and the columns of ``probing.csv``.
+
+A run folder (``lightning_logs/<name>/version_N/``, or a sweep's ``runs/<run_id>/``)::
+
+    config.yaml                       LightningCLI config of the fit
+    run_manifest.json                 identity, status, versions (brainmis.run_folder.manifest)
+    events.out.tfevents.*             TensorBoard scalars
+    checkpoints/last.ckpt, best.ckpt  trainable weights only
+    evaluation/lm.json                {"epoch": E, "lm_loss": float}
+    evaluation/brain_alignment.json   latest brain evaluation + history
+    evaluation/brain_r_epoch{E}.npy   (V,) per-voxel r of the evaluation after E epochs
+    evaluation/probing.csv            long format, PROBING_COLUMNS
+
+E follows the one epoch convention (``brainmis.run_folder.trainer.epochs_finished``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "run_manifest.json"
+EVENT_FILE_PREFIX = "events.out.tfevents"
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"  # rewritten after every epoch (resume, evaluate-brain, probe)
+BEST_CHECKPOINT = "best.ckpt"  # the paper trainer: lowest val/lm_loss
+
+EVALUATION_DIR = "evaluation"
+LM_FILE = "lm.json"
+BRAIN_FILE = "brain_alignment.json"
+PROBING_FILE = "probing.csv"
+PROBING_COLUMNS = ("run", "epoch", "task", "subfield", "seed", "metric", "score")
+PROBING_SUMMARY_FILE = "probing_summary.json"  # probe --out DIR
+INPUTS_FILE = "inputs.json"  # evaluate-brain --out DIR: what was evaluated
+
+
+def evaluation_dir(run_dir: str | Path) -> Path:
+    """``<run_dir>/evaluation``: every result file of the run."""
+    return Path(run_dir) / EVALUATION_DIR
+
+
+def last_checkpoint(run_dir: str | Path) -> Path:
+    """``<run_dir>/checkpoints/last.ckpt``."""
+    return Path(run_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
+def brain_r_file(epoch: int) -> str:
+    """``brain_r_epoch{E}.npy``: ``(V,)`` per-voxel r of the evaluation after ``E`` finished
+    training epochs (0 = the model before any training)."""
+    return f"brain_r_epoch{epoch}.npy"
+
+
+def brain_map_file(epoch: int) -> str:
+    """``brain_r_epoch{E}.nii.gz``: the same r as a volume (subjects with voxel coordinates)."""
+    return f"brain_r_epoch{epoch}.nii.gz"
+
+
+def leakage_r_file(epoch: int) -> str:
+    """``leakage_mlp_r_epoch{E}.npy``: ``(V,)`` r of the MLP leakage check, when it ran."""
+    return f"leakage_mlp_r_epoch{epoch}.npy"
+
+
+def probing_summary_file(epoch: int) -> str:
+    """``probing_summary_epoch{E}.json``: ``probe --ckpt`` into a run's ``evaluation/``."""
+    return f"probing_summary_epoch{epoch}.json"
