@@ -3,6 +3,7 @@ and the demo configs run through the `brainmis` command."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,8 @@ def test_paper_config_instantiates_with_tiny_model_and_synthetic_data(
 
 @pytest.mark.parametrize("condition", ["misaligned", "preserving", "tuned", "lm_only"])
 def test_demo_config_runs_through_brainmis_cli(condition, tiny_folders, synthetic_cache, tmp_path):
+    """One training step of the demo config (probing narrowed to one task: the full built-in
+    suite is tested in tests/evaluation/probing); the run manifest says what ran."""
     code = brainmis_main(
         [
             "fit",
@@ -116,9 +119,20 @@ def test_demo_config_runs_through_brainmis_cli(condition, tiny_folders, syntheti
             f"--data.cache_dir={synthetic_cache}",
             f"--trainer.default_root_dir={tmp_path}",
             "--trainer.fast_dev_run=1",
+            "--probing.tasks=[negation]",
+            "--probing.max_items=30",
         ]
     )
     assert code == 0
+    manifest = json.loads((tmp_path / "run_manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["identity"]["condition"] == manifest["config"]["model"]["condition"]
+    assert manifest["identity"]["condition"] == condition
+    assert manifest["identity"]["dataset"] == "synthetic-hp"  # the demo's synthetic default
+    assert manifest["config"]["data"]["shuffle_targets"] is (condition == "preserving")
+    trainer = manifest["config"]["trainer"]
+    assert (trainer["accelerator"], trainer["precision"]) == ("CPUAccelerator", "32-true")
+    assert trainer["max_steps"] == 1  # fast_dev_run
 
 
 def test_input_error_inside_lightning_cli_is_one_line_exit_2(tmp_path, capsys):
