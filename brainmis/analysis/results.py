@@ -128,7 +128,7 @@ def _epoch(path: Path, values: dict[str, Any]) -> int:
 
 def read_lm_result(path: Path) -> tuple[int, float]:
     """``(epoch, held-out LM loss in nats per token)`` from ``lm.json``."""
-    values = read_mapping(path, "LM result")
+    values = read_mapping(path, "held-out LM loss record")
     return _epoch(path, values), _number(path, values, "lm_loss")
 
 

@@ -114,7 +114,7 @@ def run_summary(run_dir: Path) -> str:
         first = alignment.get("history", [alignment])[0]
         parts.append(f"brain r {first['mean']:.3f} -> {alignment['mean']:.3f}")
     if lm_file.is_file():
-        parts.append(f"LM loss {read_mapping(lm_file, 'LM result')['lm_loss']:.3f}")
+        parts.append(f"LM loss {read_mapping(lm_file, 'held-out LM loss record')['lm_loss']:.3f}")
     return ", ".join(parts) or "done"
 
 
