@@ -46,7 +46,6 @@ VERSIONED_PACKAGES = (
     "tokenizers",
     "numpy",
     "scipy",
-    "himalaya",
     "jsonargparse",
 )
 
