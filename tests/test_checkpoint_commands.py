@@ -19,23 +19,11 @@ from brainmis.models.tiny import make_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "configs" / "demo" / "tuned.yaml"
-TEXT = " ".join(["Mia found seven red apples near the quiet river and Harry ran home."] * 40)
-
-
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("text") / "text.txt"
-    path.write_text(TEXT)
-    return path
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("synthetic-cache")
-
-
-def tiny(family: str, text: Path, folder: Path, hidden: int = 32) -> Path:
-    return make_tiny_model(family, text, folder, hidden=hidden, vocab=300)
 
 
 def fit_checkpoint(model: Path, cache: Path, root: Path, *extra: str) -> Path:
@@ -70,11 +58,12 @@ def run_all_commands(checkpoint: Path, out: Path, suite: Path) -> dict:
     }
 
 
-def test_context_trs_2_checkpoint_loads_everywhere(text_file, cache, tmp_path):
+def test_context_trs_2_checkpoint_loads_everywhere(tiny_models, cache, tmp_path):
     """The checkpoint's own settings rebuild the head: a run with data.context_trs 2 loads
     (its config.yaml's model section does not hold context_trs, it is linked from data)."""
-    model = tiny("gpt2", text_file, tmp_path / "gpt2")
-    checkpoint = fit_checkpoint(model, cache, tmp_path / "root", "--data.context_trs=2")
+    checkpoint = fit_checkpoint(
+        tiny_models["gpt2"], cache, tmp_path / "root", "--data.context_trs=2"
+    )
     reported = run_all_commands(checkpoint, tmp_path / "out", tmp_path / "suite")
     assert reported["probe"] == reported["brain"] == 1  # one loader, one epoch convention
     assert reported["export"]["context_trs"] == 2
@@ -87,9 +76,8 @@ def test_context_trs_2_checkpoint_loads_everywhere(text_file, cache, tmp_path):
     [("bert", ()), ("gpt2", ()), ("llama", ()), ("llama", ("--data.rois=[IFG]",))],
     ids=["bert", "gpt2", "llama", "llama-fewer-voxels"],
 )
-def test_every_family_and_voxel_count_loads_everywhere(family, extra, text_file, cache, tmp_path):
-    model = tiny(family, text_file, tmp_path / family)
-    checkpoint = fit_checkpoint(model, cache, tmp_path / "root", *extra)
+def test_every_family_and_voxel_count_loads_everywhere(family, extra, tiny_models, cache, tmp_path):
+    checkpoint = fit_checkpoint(tiny_models[family], cache, tmp_path / "root", *extra)
     reported = run_all_commands(checkpoint, tmp_path / "out", tmp_path / "suite")
     assert reported["probe"] == reported["brain"] == 1
     assert reported["export"]["family"] == family
@@ -113,10 +101,10 @@ def refused(argv: list[str], capsys) -> str:
 
 
 def test_checkpoints_that_do_not_fit_are_one_line_and_write_nothing(
-    text_file, cache, tmp_path, capsys
+    tiny_models, tiny_model_text, cache, tmp_path, capsys
 ):
-    model = tiny("gpt2", text_file, tmp_path / "gpt2")
-    wider = tiny("gpt2", text_file, tmp_path / "gpt2-wide", hidden=48)
+    model = tiny_models["gpt2"]
+    wider = make_tiny_model("gpt2", tiny_model_text, tmp_path / "gpt2-wide", hidden=48, vocab=300)
     checkpoint = fit_checkpoint(model, cache, tmp_path / "root")
     run_dir = checkpoint.parent.parent
     before = snapshot(run_dir)

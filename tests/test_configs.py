@@ -13,7 +13,6 @@ from brainmis.cli import main as brainmis_main
 from brainmis.commands.fit import BrainmisCLI
 from brainmis.data.datamodule import BrainDataModule
 from brainmis.models.module import BrainMisalignmentModule
-from brainmis.models.tiny import make_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -24,17 +23,6 @@ PAPER_CONFIGS = sorted(
     for condition in ("misaligned", "preserving", "tuned")
 )
 DEMO_CONFIGS = sorted(p.name for p in (CONFIGS / "demo").glob("*.yaml"))
-TEXT = " ".join(["Mia found seven red apples near the quiet river and Harry ran home."] * 40)
-
-
-@pytest.fixture(scope="module")
-def tiny_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    text = tmp_path_factory.mktemp("text") / "text.txt"
-    text.write_text(TEXT)
-    return {
-        family: make_tiny_model(family, text, tmp_path_factory.mktemp(family), hidden=32, vocab=300)
-        for family in ("bert", "gpt2", "llama")
-    }
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +65,7 @@ def test_config_parses_with_its_settings(name, tmp_path, capsys):
 
 @pytest.mark.parametrize("name", PAPER_CONFIGS)
 def test_paper_config_instantiates_with_tiny_model_and_synthetic_data(
-    name, tiny_folders, synthetic_cache, tmp_path
+    name, tiny_models, synthetic_cache, tmp_path
 ):
     family = name.split("_")[0]
     cli = BrainmisCLI(
@@ -88,7 +76,7 @@ def test_paper_config_instantiates_with_tiny_model_and_synthetic_data(
         args=[
             "--config",
             str(CONFIGS / name),
-            f"--model.pretrained_path={tiny_folders[family]}",
+            f"--model.pretrained_path={tiny_models[family]}",
             "--data.bundle=null",
             f"--data.cache_dir={synthetic_cache}",
             "--data.num_workers=0",
@@ -102,12 +90,12 @@ def test_paper_config_instantiates_with_tiny_model_and_synthetic_data(
     assert cli.model.family == family
     assert cli.model.condition == name.split("_")[-1].removesuffix(".yaml")
     assert cli.datamodule.hparams.shuffle_targets is (cli.model.condition == "preserving")
-    assert cli.datamodule.hparams.tokenizer_path == str(tiny_folders[family])
+    assert cli.datamodule.hparams.tokenizer_path == str(tiny_models[family])
     assert cli.trainer.logger.name == Path(name).stem
 
 
 @pytest.mark.parametrize("condition", ["misaligned", "preserving", "tuned", "lm_only"])
-def test_demo_config_runs_through_brainmis_cli(condition, tiny_folders, synthetic_cache, tmp_path):
+def test_demo_config_runs_through_brainmis_cli(condition, tiny_models, synthetic_cache, tmp_path):
     """One training step of the demo config (probing narrowed to one task: the full built-in
     suite is tested in tests/evaluation/probing); the run manifest says what ran."""
     code = brainmis_main(
@@ -115,7 +103,7 @@ def test_demo_config_runs_through_brainmis_cli(condition, tiny_folders, syntheti
             "fit",
             "--config",
             str(CONFIGS / "demo" / f"{condition}.yaml"),
-            f"--model.pretrained_path={tiny_folders['gpt2']}",
+            f"--model.pretrained_path={tiny_models['gpt2']}",
             f"--data.cache_dir={synthetic_cache}",
             f"--trainer.default_root_dir={tmp_path}",
             "--trainer.fast_dev_run=1",

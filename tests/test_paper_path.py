@@ -19,7 +19,6 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from brainmis.cli import main as brainmis_main
 from brainmis.evaluation.probing.results_file import read_probing_csv
-from brainmis.models.tiny import make_tiny_model
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -29,18 +28,7 @@ PAPER_CONFIGS = sorted(
     for dataset in ("hp", "moth")
     for condition in ("misaligned", "preserving", "tuned")
 )
-TEXT = " ".join(["Mia found seven red apples near the quiet river and Harry ran home."] * 40)
 PROBE_TASK = "negation"
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    text = tmp_path_factory.mktemp("text") / "text.txt"
-    text.write_text(TEXT)
-    return {
-        family: make_tiny_model(family, text, tmp_path_factory.mktemp(family), hidden=32, vocab=300)
-        for family in ("bert", "gpt2", "llama")
-    }
 
 
 @pytest.fixture(scope="module")
