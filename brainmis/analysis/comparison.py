@@ -9,6 +9,10 @@ conditions have). Probing follows ``brainmis.analysis.probing_stats`` (wins per 
 probe seeds, win rates, rank-normalised scores, Wilcoxon across subjects with Holm over
 subfields).
 
+Every paired test and contrast also reports its effect: the mean difference over subjects
+with a percentile bootstrap 95% interval (subjects resampled) and Cohen's d_z
+(``brainmis.analysis.statistics.paired_effect``).
+
 A contrast "a vs b" asks whether a is higher than b (differences are a - b); with
 ``alternative="greater"`` its brain-alignment and probing tests are one-sided (a > b). LM
 loss tests, and pairs of conditions that are not contrasts, are always two-sided; every row
@@ -39,6 +43,7 @@ from brainmis.analysis.results import VOXEL_COUNT_KEYS
 from brainmis.analysis.statistics import (
     holm_correction,
     mean_and_sem,
+    paired_effect,
     paired_t_test,
     wilcoxon_signed_rank,
 )
@@ -165,6 +170,9 @@ class PairedTestRow:
     mean_a: float
     mean_b: float
     mean_difference: float
+    ci_low: float
+    ci_high: float
+    effect_size_dz: float
     t: float
     p_t: float
     wilcoxon_r_plus: float
@@ -235,6 +243,9 @@ class ContrastRow:
     score_a: float
     score_b: float
     difference: float
+    ci_low: float
+    ci_high: float
+    effect_size_dz: float
     win_rate_a: float
     win_rate_b: float
     wilcoxon_r_plus: float
@@ -425,6 +436,7 @@ def _paired_row(
     signed_rank = wilcoxon_signed_rank(
         a, b, zero_method=options.zero_method, alternative=alternative
     )
+    effect = paired_effect(a - b)
     return PairedTestRow(
         model=model,
         dataset=dataset,
@@ -436,6 +448,9 @@ def _paired_row(
         mean_a=float(a.mean()) if keys else math.nan,
         mean_b=float(b.mean()) if keys else math.nan,
         mean_difference=t_test.mean_difference,
+        ci_low=effect.ci_low,
+        ci_high=effect.ci_high,
+        effect_size_dz=effect.dz,
         t=t_test.t,
         p_t=t_test.p,
         wilcoxon_r_plus=signed_rank.r_plus,
@@ -583,6 +598,7 @@ def _contrast_rows(
         p_holm = math.nan if scope in AGGREGATE_SCOPES else float(next(adjusted))
         score_a = float(values[:, 0].mean()) if values.size else math.nan
         score_b = float(values[:, 1].mean()) if values.size else math.nan
+        effect = paired_effect(values[:, 0] - values[:, 1])
         rows.append(
             ContrastRow(
                 model,
@@ -595,6 +611,9 @@ def _contrast_rows(
                 score_a,
                 score_b,
                 score_a - score_b,
+                effect.ci_low,
+                effect.ci_high,
+                effect.dz,
                 mean_and_sem(values[:, 2]).mean,
                 mean_and_sem(values[:, 3]).mean,
                 test.r_plus,

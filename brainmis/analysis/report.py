@@ -65,12 +65,18 @@ PAIRED_HEADER = [
     "mean a",
     "mean b",
     "a - b",
+    "95% CI",
+    "d_z",
     "t",
     "p (t)",
     "W+",
     "W-",
     "p (Wilcoxon)",
 ]
+
+
+def _interval(low: float, high: float) -> str:
+    return f"[{format_number(low, signed=True)}, {format_number(high, signed=True)}]"
 
 
 def _paired_table(rows: list[PairedTestRow]) -> Table:
@@ -86,6 +92,8 @@ def _paired_table(rows: list[PairedTestRow]) -> Table:
                 format_number(row.mean_a),
                 format_number(row.mean_b),
                 format_number(row.mean_difference, signed=True),
+                _interval(row.ci_low, row.ci_high),
+                format_number(row.effect_size_dz, 2, signed=True),
                 format_number(row.t, 2),
                 format_p(row.p_t),
                 format_number(row.wilcoxon_r_plus, 1),
@@ -99,7 +107,9 @@ def _paired_table(rows: list[PairedTestRow]) -> Table:
 
 def _paired_paragraph(comparison: Comparison, unit: str) -> Paragraph:
     return Paragraph(
-        f"Paired t-test and Wilcoxon signed-rank over {unit}. Alternative per row: contrasts "
+        f"Paired t-test and Wilcoxon signed-rank over {unit}; the mean difference a - b with its "
+        f"percentile bootstrap 95% interval ({unit} resampled, 10,000 times) and Cohen's d_z "
+        "(mean difference / s.d. of the differences). Alternative per row: contrasts "
         f"of brain alignment and probing use --alternative ({comparison.options.alternative}); "
         "LM loss and pairs that are not contrasts are two-sided. probing_score is the Holmes "
         "overall (mean over tasks). Every metric (median and noise-ceiling-normalised brain "
@@ -246,6 +256,8 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
                 "score a",
                 "score b",
                 "a - b",
+                "95% CI",
+                "d_z",
                 "wins a",
                 "wins b",
                 "p",
@@ -260,6 +272,8 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
                     format_number(row.score_a),
                     format_number(row.score_b),
                     format_number(row.difference, signed=True),
+                    _interval(row.ci_low, row.ci_high),
+                    format_number(row.effect_size_dz, 2, signed=True),
                     format_number(row.win_rate_a, 2),
                     format_number(row.win_rate_b, 2),
                     format_p(row.p),

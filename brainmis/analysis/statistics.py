@@ -368,3 +368,49 @@ def normalised_ranks(scores: np.ndarray | list[float], axis: int = 0) -> np.ndar
     with np.errstate(invalid="ignore", divide="ignore"):
         normalised = (ranks - 1.0) / (k - 1.0)
     return np.where((k >= 2) & np.isfinite(scores), normalised, np.nan)
+
+
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class PairedEffect:
+    """Size of a paired difference over n units (subjects).
+
+    ``dz``: the standardised mean difference ``mean(d) / sd(d)`` (Cohen's d_z, ``ddof=1``;
+    NaN with fewer than 2 units or no spread). ``ci_low``, ``ci_high``: the expanded
+    percentile bootstrap interval of ``mean(d)`` over the units (NaN with fewer than 2 units).
+    """
+
+    dz: float
+    ci_low: float
+    ci_high: float
+
+
+def paired_effect(
+    differences: np.ndarray | list[float],
+    confidence: float = 0.95,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> PairedEffect:
+    """Cohen's d_z and a seeded bootstrap interval of the mean of ``differences`` (one value
+    per unit: the units are resampled with replacement, ``n_resamples`` times).
+
+    The plain percentile interval is too narrow with few units (the resampled means spread
+    like ``sd * sqrt((n - 1) / n) / sqrt(n)`` and a normal, not a t, tail). With the subjects
+    of a typical fMRI study (6-8) it would cover ~85% instead of 95%, so the percentiles are
+    taken at the expanded tail ``Phi(-sqrt(n / (n - 1)) * t_{n-1, 1-tail})`` (Hesterberg's
+    expanded percentile interval), which restores the nominal coverage for a mean."""
+    d = _finite(differences)
+    if d.size < 2:
+        return PairedEffect(math.nan, math.nan, math.nan)
+    spread = float(d.std(ddof=1))
+    dz = float(d.mean() / spread) if spread > 0 else math.nan
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, d.size, size=(n_resamples, d.size))].mean(axis=1)
+    n = d.size
+    quantile = stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, df=n - 1)
+    tail = float(stats.norm.cdf(-math.sqrt(n / (n - 1)) * quantile))
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return PairedEffect(dz, float(low), float(high))

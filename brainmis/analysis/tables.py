@@ -144,6 +144,12 @@ def format_p(value: float) -> str:
     return f"{value:.2g}" if value < 0.001 else f"{value:.3f}"
 
 
+def format_effect(ci_low: float, ci_high: float, dz: float) -> str:
+    """``[95% CI low, high], d_z x`` beside a mean difference (``-`` where undefined)."""
+    interval = f"[{format_number(ci_low, signed=True)}, {format_number(ci_high, signed=True)}]"
+    return f"95% CI {interval}, d_z {format_number(dz, 2, signed=True)}"
+
+
 def _mean_sem(row: ConditionSummaryRow | None) -> str:
     if row is None or not math.isfinite(row.mean):
         return "-"
@@ -228,6 +234,7 @@ def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str
             if row is not None:
                 lines.append(
                     f"  {label:<23} {format_number(row.mean_difference, signed=True):>7}  "
+                    f"{format_effect(row.ci_low, row.ci_high, row.effect_size_dz)}; "
                     f"paired t p={format_p(row.p_t)}, Wilcoxon p={format_p(row.p_wilcoxon)} "
                     f"({row.alternative}; n={row.n_pairs} {unit})"
                 )
@@ -239,6 +246,7 @@ def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str
                 label, holm = f"  {row.scope}", f", Holm p={format_p(row.p_holm)}"
             lines.append(
                 f"  {label:<23} {format_number(row.difference, signed=True):>7}  "
+                f"{format_effect(row.ci_low, row.ci_high, row.effect_size_dz)}; "
                 f"wins {format_number(100 * row.win_rate_a, 0)}% vs {format_number(100 * row.win_rate_b, 0)}%, "
                 f"Wilcoxon p={format_p(row.p)}{holm} ({row.alternative}; n={row.n_subjects} {unit})"
             )
@@ -270,8 +278,10 @@ def text_summary(comparison: Comparison) -> str:
     options = comparison.options
     blocks.append(
         "(mean ± s.e.m. over subjects, each subject averaged over its folds and seeds; tests "
-        "pair subjects. probing task mean = Holmes overall, the mean over tasks; subfield mean "
-        "= the mean of the subfield means. Wins: one-sided "
+        "pair subjects. 95% CI: percentile bootstrap of the mean difference over subjects "
+        "(10,000 resamples); d_z: mean difference / s.d. of the subjects' differences. probing "
+        "task mean = Holmes overall, the mean over tasks; subfield mean = the mean of the "
+        "subfield means. Wins: one-sided "
         f"{'Student' if options.equal_var else 'Welch'} t-test over probe seeds, alpha="
         f"{options.alpha}. Contrast tests of brain r and probing: {options.alternative}; LM "
         f"loss and pairs that are no contrast: two-sided; Wilcoxon zero_method="

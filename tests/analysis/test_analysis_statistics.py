@@ -15,6 +15,7 @@ from brainmis.analysis.statistics import (
     holm_correction,
     mean_and_sem,
     normalised_ranks,
+    paired_effect,
     paired_t_test,
     two_sample_t_test,
     two_sample_t_tests,
@@ -222,3 +223,29 @@ def test_normalised_ranks_along_an_axis():
     np.testing.assert_allclose(ranks[:, 0], [0.0, 1.0, 0.5])
     np.testing.assert_allclose(ranks[:2, 1], [0.5, 0.5])  # a tie of two
     assert np.isnan(ranks[2, 1]) and np.isnan(ranks[:, 2]).all()
+
+
+def test_paired_effect_dz_and_interval():
+    d = np.array([0.1, 0.3, 0.2, 0.4, 0.0, 0.2])
+    effect = paired_effect(d)
+    assert effect.dz == pytest.approx(d.mean() / d.std(ddof=1))
+    assert effect.ci_low < d.mean() < effect.ci_high
+    assert d.min() <= effect.ci_low and effect.ci_high <= d.max()  # n = 6: inside the data
+    assert paired_effect(d) == effect  # seeded: the same interval every time
+    assert math.isnan(paired_effect([0.2]).ci_low) and math.isnan(paired_effect([0.2]).dz)
+    assert math.isnan(paired_effect([0.2, 0.2]).dz)  # no spread: d_z undefined
+
+
+def test_paired_effect_interval_covers_a_planted_mean_difference():
+    """Over 200 synthetic studies of 6 subjects (an fMRI study's size) with a true mean
+    difference of 0.05, the 95% interval holds it in about 95% of them (the plain percentile
+    interval would cover ~85%)."""
+    rng = np.random.default_rng(7)
+    covered = [
+        effect.ci_low <= 0.05 <= effect.ci_high
+        for effect in (
+            paired_effect(0.05 + 0.03 * rng.standard_normal(6), n_resamples=2000, seed=s)
+            for s in range(200)
+        )
+    ]
+    assert 0.90 <= np.mean(covered) <= 0.99

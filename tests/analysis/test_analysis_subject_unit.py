@@ -126,6 +126,11 @@ def test_planted_effect_p_values_are_those_of_the_subject_means(planted):
     unit_b = [r["brain_alignment"] for r in sorted(runs, key=_unit) if r["condition"] == PAIR[1]]
     by_unit = stats.ttest_rel(unit_a, unit_b, alternative="greater").pvalue
     assert by_unit < float(brain["p_t"]) / 2
+    # the effect beside the p-values: d_z of the subject differences, and a bootstrap interval
+    # over subjects that holds the observed mean difference
+    assert float(brain["effect_size_dz"]) == pytest.approx(np.mean(a - b) / np.std(a - b, ddof=1))
+    assert float(brain["ci_low"]) < float(brain["mean_difference"]) < float(brain["ci_high"])
+    assert float(brain["ci_high"]) - float(brain["ci_low"]) < 4 * np.std(a - b, ddof=1)
 
     lm = paired_row(rows, "lm_loss")
     lm_a = np.array(list(subject_means(runs, "lm_loss", "preserving").values()))
