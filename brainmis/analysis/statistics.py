@@ -372,6 +372,9 @@ def normalised_ranks(scores: np.ndarray | list[float], axis: int = 0) -> np.ndar
 
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
+# Fewer units than this give no interval: a bootstrap of 2-4 values cannot leave their range,
+# so it would look precise where the data say nothing.
+MIN_BOOTSTRAP_UNITS = 5
 
 
 @dataclass(frozen=True)
@@ -380,7 +383,8 @@ class PairedEffect:
 
     ``dz``: the standardised mean difference ``mean(d) / sd(d)`` (Cohen's d_z, ``ddof=1``;
     NaN with fewer than 2 units or no spread). ``ci_low``, ``ci_high``: the expanded
-    percentile bootstrap interval of ``mean(d)`` over the units (NaN with fewer than 2 units).
+    percentile bootstrap interval of ``mean(d)`` over the units (NaN with fewer than
+    ``MIN_BOOTSTRAP_UNITS`` units).
     """
 
     dz: float
@@ -407,6 +411,8 @@ def paired_effect(
         return PairedEffect(math.nan, math.nan, math.nan)
     spread = float(d.std(ddof=1))
     dz = float(d.mean() / spread) if spread > 0 else math.nan
+    if d.size < MIN_BOOTSTRAP_UNITS:
+        return PairedEffect(dz, math.nan, math.nan)
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, d.size, size=(n_resamples, d.size))].mean(axis=1)
     n = d.size

@@ -234,6 +234,8 @@ def test_paired_effect_dz_and_interval():
     assert paired_effect(d) == effect  # seeded: the same interval every time
     assert math.isnan(paired_effect([0.2]).ci_low) and math.isnan(paired_effect([0.2]).dz)
     assert math.isnan(paired_effect([0.2, 0.2]).dz)  # no spread: d_z undefined
+    few = paired_effect([0.1, 0.3, 0.2, 0.4])  # 4 subjects: d_z, but no interval
+    assert math.isfinite(few.dz) and math.isnan(few.ci_low) and math.isnan(few.ci_high)
 
 
 def test_paired_effect_interval_covers_a_planted_mean_difference():
