@@ -104,6 +104,30 @@ def test_hp_pickled_rois_only_on_opt_in(tmp_path):
         np.testing.assert_array_equal(dataset.subjects["F"].roi_masks[name], mask)
 
 
+class _Payload:
+    """Pickles as a call that would create a folder if it were ever unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (self.path,))
+
+
+def test_opted_in_pickled_rois_still_run_no_code(tmp_path):
+    write_hp(tmp_path / "hp", rois="pickled")
+    roi_file = next((tmp_path / "hp").glob("rois_subject_F*.npy"))
+    marker = tmp_path / "pwned"
+    payload = np.empty((), dtype=object)
+    payload[()] = {"A": _Payload(str(marker))}
+    np.save(roi_file, payload, allow_pickle=True)
+    with pytest.raises(BrainmisInputError, match="not only numpy arrays"):
+        read_layout(tmp_path / "hp", "hp", allow_pickled_rois=True, **HP_OPTIONS)
+    assert not marker.exists()
+
+
 def test_hp_zero_variance_voxel_is_not_an_error(tmp_path):
     tiny = write_hp(tmp_path / "hp", subjects=("F",))
     data = tiny.data["F"].copy()

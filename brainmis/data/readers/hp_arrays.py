@@ -16,6 +16,7 @@ and the words that fall in them. Word markers: see ``hp_words``.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,17 +257,48 @@ def read_hp_rois(
     return read_pickled_rois(pickled_path, n_voxels)
 
 
+# The only globals a pickled dict of numpy arrays needs; anything else (a function to call,
+# another class) is refused before it is looked up, so even an opted-in file runs no code.
+_NUMPY_PICKLE_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickles plain containers and numpy arrays, nothing that names other code."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _NUMPY_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refers to {module}.{name}, not only numpy arrays")
+        return super().find_class(module, name)
+
+
 def read_pickled_rois(path: Path, n_voxels: int) -> dict[str, np.ndarray]:
     """The explicit opt-in branch: a ``.npy`` holding a pickled dict ROI name -> mask/indices.
 
-    This is the only place brainmis unpickles anything, reached only with
-    ``allow_pickled_rois: true``.
+    Reached only with ``allow_pickled_rois: true``, and even then the pickle is read by an
+    unpickler that accepts numpy arrays and plain containers only (no other class or
+    function can be named, so no code runs).
     """
     try:
-        content = np.load(path, allow_pickle=True)
-        content = content.item() if content.dtype.hasobject and content.ndim == 0 else content
-    except (ValueError, OSError, EOFError) as error:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                np.lib.format.read_array_header_1_0(handle)
+            else:
+                np.lib.format.read_array_header_2_0(handle)
+            content = _NumpyOnlyUnpickler(handle).load()
+    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as error:
         raise BrainmisInputError(path, f"not a readable pickled ROI dict: {error}") from None
+    if isinstance(content, np.ndarray) and content.dtype.hasobject and content.ndim == 0:
+        content = content.item()
     if not isinstance(content, dict):
         raise BrainmisInputError(path, "expected a pickled dict ROI name -> voxel mask/indices")
     return {
