@@ -403,7 +403,7 @@ def paired_effect(
 
     The plain percentile interval is too narrow with few units (the resampled means spread
     like ``sd * sqrt((n - 1) / n) / sqrt(n)`` and a normal, not a t, tail). With the subjects
-    of a typical fMRI study (6-8) it would cover ~85% instead of 95%, so the percentiles are
+    of a typical fMRI study (6-8) it covers clearly less than 95%, so the percentiles are
     taken at the expanded tail ``Phi(-sqrt(n / (n - 1)) * t_{n-1, 1-tail})`` (Hesterberg's
     expanded percentile interval), which restores the nominal coverage for a mean."""
     d = _finite(differences)
