@@ -27,6 +27,13 @@ Both write ``brain_r_epoch{E}.npy`` (E = training epochs finished at the checkpo
 ``--model``) and ``brain_r_epoch{E}.nii.gz`` when the subject has voxel coordinates. The
 evaluation is the one of ``BrainAlignmentCallback`` (``brainmis.evaluation.brain.alignment``):
 same features, same ridge, same held-out run, so the numbers agree for the same weights.
+
+Other measures and other layers (``brainmis.evaluation.brain.measures``): ``--metrics
+ridge,rsa,cka,procrustes`` adds ``brain_similarity.json`` (RSA, linear CKA, Procrustes
+similarity of the evaluated layer on the held-out run; the ridge always runs), and ``--layers
+all`` (or ``0,3,6``) adds ``brain_layers.json``, the ridge and the chosen measures of every
+such hidden state, all layers from one forward pass. Into a run's ``evaluation/`` they join
+the files' earlier epochs.
 """
 
 from __future__ import annotations
@@ -50,6 +57,15 @@ from brainmis.evaluation.brain.alignment import (
     model_window_features,
     write_alignment_files,
 )
+from brainmis.evaluation.brain.measures import (
+    layer_profile_record,
+    model_layer_window_features,
+    resolve_layers,
+    similarity_record,
+    write_measure_files,
+)
+from brainmis.evaluation.brain.similarity import SIMILARITY_METRICS, parse_metrics
+from brainmis.evaluation.extract import hidden_state_count
 from brainmis.run_folder.layout import CONFIG_FILE, INPUTS_FILE, brain_r_file, evaluation_dir
 from brainmis.run_folder.trainer import PRETRAINED_EPOCH
 
@@ -87,7 +103,77 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", help="output folder (new or empty); default with --ckpt: the run's evaluation/"
     )
+    add_measure_arguments(parser)
     return parser
+
+
+def add_measure_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--metrics`` and ``--layers``: alignment measured other ways and at other layers."""
+    parser.add_argument(
+        "--metrics",
+        default="ridge",
+        help="comma list from ridge,rsa,cka,procrustes (default ridge; the ridge always runs, "
+        "the others add brain_similarity.json)",
+    )
+    parser.add_argument(
+        "--layers",
+        help="'all' or a comma list of hidden-state indices (0 = embeddings): a per-layer "
+        "ridge (and the chosen metrics) in brain_layers.json",
+    )
+
+
+def measured_features(
+    model: Any, data: AlignmentData, layer: int, layers: tuple[int, ...], device: torch.device
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Features of ``layer`` and, when ``layers`` are asked for, of each of them, from one
+    forward pass: ``((N, F), {layer: (N, F)})``."""
+    if not layers:
+        return model_window_features(model, data, layer=layer, device=device), {}
+    count = hidden_state_count(model)
+    by_layer = model_layer_window_features(model, data, (*layers, layer % count), device)
+    features = by_layer[layer % count]
+    return features, {index: by_layer[index] for index in layers}
+
+
+def write_measures(
+    folder: Path,
+    features: np.ndarray,
+    features_by_layer: dict[int, np.ndarray],
+    data: AlignmentData,
+    target: Evaluated,
+    metrics: tuple[str, ...],
+    alphas: np.ndarray | None,
+    device: torch.device,
+) -> list[Path]:
+    """``brain_similarity.json`` (metrics beyond the ridge) and ``brain_layers.json`` (layers)
+    into ``folder``; prints one line per file. Returns the written paths."""
+    similarity = None
+    if any(name in SIMILARITY_METRICS for name in metrics):
+        count = hidden_state_count(target.model)
+        similarity = similarity_record(
+            features, data, target.epoch, target.layer % count, metrics, device=device
+        )
+        scores = ", ".join(
+            f"{name} {score['all']:.4f}" if score["all"] is not None else f"{name} n/a"
+            for name, score in similarity["metrics"].items()
+        )
+        print(f"brain similarity (epoch {target.epoch}, held-out run): {scores}")
+    layers = None
+    if features_by_layer:
+        layers = layer_profile_record(
+            features_by_layer,
+            data,
+            target.epoch,
+            hidden_state_count(target.model),
+            metrics=metrics,
+            alphas=alphas,
+            device=device,
+        )
+        profile = ", ".join(
+            f"{layer}: {entry['ridge_mean']:.4f}" for layer, entry in layers["layers"].items()
+        )
+        print(f"layer profile (epoch {target.epoch}), ridge mean r per layer: {profile}")
+    return write_measure_files(folder, similarity=similarity, layers=layers)
 
 
 def build_datamodule(data_args: dict[str, Any], tokenizer_path: str) -> BrainDataModule:
@@ -236,10 +322,14 @@ def main(argv: list[str]) -> int:
                 f"the run already holds the brain alignment of epoch {target.epoch}; pass "
                 "--out DIR to evaluate it again elsewhere",
             )
+    metrics = parse_metrics(args.metrics)
+    layers = resolve_layers(args.layers, hidden_state_count(target.model))
     datamodule = build_datamodule(target.data_args, target.tokenizer_path)
     data = AlignmentData.from_datamodule(datamodule)
     target.model.to(device)
-    features = model_window_features(target.model, data, layer=target.layer, device=device)
+    features, features_by_layer = measured_features(
+        target.model, data, target.layer, layers, device
+    )
     alphas = None if args.alphas is None else np.asarray(args.alphas, dtype=np.float64)
     alignment = align_features(
         features, data, target.epoch, alphas=alphas, leakage=args.leakage, device=device
@@ -269,6 +359,9 @@ def main(argv: list[str]) -> int:
         )
         (out / INPUTS_FILE).write_text(json.dumps(inputs, indent=2) + "\n")
         written.append(out / INPUTS_FILE)
+    written += write_measures(
+        folder, features, features_by_layer, data, target, metrics, alphas, device
+    )
     ridge = alignment.ridge
     normalised = (
         ""

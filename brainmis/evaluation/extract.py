@@ -8,13 +8,13 @@ in training, so evaluation reads what the brain head reads.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from brainmis.models.features import window_features
+from brainmis.models.features import pool_groups, transformer_body, window_features
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -82,6 +82,57 @@ def extract_window_features(
     if not chunks:
         raise ValueError("the dataloader yielded no batches")
     return np.concatenate(chunks), np.concatenate(ids)
+
+
+def hidden_state_count(model: nn.Module) -> int:
+    """How many hidden states a forward returns: embeddings (index 0) plus one per block,
+    from the model's config (``num_hidden_layers``)."""
+    config = getattr(transformer_body(model), "config", None) or getattr(model, "config", None)
+    blocks = getattr(config, "num_hidden_layers", None)
+    if not isinstance(blocks, int):
+        raise ValueError("the model's config gives no num_hidden_layers")
+    return blocks + 1
+
+
+def extract_layer_window_features(
+    model: nn.Module,
+    dataloader: Iterable[dict[str, torch.Tensor]],
+    context_trs: int,
+    layers: Sequence[int],
+    device: str | torch.device | None = None,
+) -> tuple[dict[int, np.ndarray], np.ndarray]:
+    """Window features of several layers from one forward per batch (all hidden states).
+
+    Args:
+        layers: indices into ``hidden_states`` (0 embeddings; negative counts from the end).
+        The rest as :func:`extract_window_features`.
+
+    Returns:
+        layer (as given) -> ``(N, context_trs * hidden)`` float32, and ``sample_ids``
+        ``(N,)`` int64 in the order the dataloader yields them.
+    """
+    device = model_device(model) if device is None else torch.device(device)
+    layers = list(dict.fromkeys(int(layer) for layer in layers))
+    if not layers:
+        raise ValueError("no layers asked for")
+    chunks: dict[int, list[np.ndarray]] = {layer: [] for layer in layers}
+    ids: list[np.ndarray] = []
+    body = transformer_body(model)
+    with evaluation_mode(model), torch.no_grad(), autocast_for(device):
+        for batch in dataloader:
+            group_ids = batch["group_ids"].to(device)
+            hidden_states = body(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                output_hidden_states=True,
+            ).hidden_states
+            for layer in layers:
+                pooled = pool_groups(hidden_states[layer], group_ids, context_trs)
+                chunks[layer].append(pooled.float().cpu().numpy())
+            ids.append(np.asarray(batch["sample_ids"].cpu().numpy(), dtype=np.int64))
+    if not ids:
+        raise ValueError("the dataloader yielded no batches")
+    return {layer: np.concatenate(parts) for layer, parts in chunks.items()}, np.concatenate(ids)
 
 
 def features_in_table_order(

@@ -9,6 +9,8 @@ A run folder (``lightning_logs/<name>/version_N/``, or a sweep's ``runs/<run_id>
     evaluation/lm.json                {"epoch": E, "lm_loss": float}
     evaluation/brain_alignment.json   latest brain evaluation + history
     evaluation/brain_r_epoch{E}.npy   (V,) per-voxel r of the evaluation after E epochs
+    evaluation/brain_similarity.json  RSA / CKA / Procrustes per epoch (when asked for)
+    evaluation/brain_layers.json      per-layer ridge (+ measures) per epoch (when asked for)
     evaluation/probing.csv            long format, PROBING_COLUMNS
 
 E follows the one epoch convention (``brainmis.run_folder.trainer.epochs_finished``).
@@ -29,6 +31,9 @@ BEST_CHECKPOINT = "best.ckpt"  # the paper trainer: lowest val/lm_loss
 EVALUATION_DIR = "evaluation"
 LM_FILE = "lm.json"
 BRAIN_FILE = "brain_alignment.json"
+# brainmis.evaluation.brain.measures: {"latest_epoch": E, "epochs": {"<E>": record}}
+BRAIN_SIMILARITY_FILE = "brain_similarity.json"
+BRAIN_LAYERS_FILE = "brain_layers.json"
 PROBING_FILE = "probing.csv"
 PROBING_COLUMNS = ("run", "epoch", "task", "subfield", "seed", "metric", "score")
 PROBING_SUMMARY_FILE = "probing_summary.json"  # probe --out DIR

@@ -8,7 +8,12 @@ import torch
 from brain_fixtures import datamodule_arguments
 
 from brainmis.data.datamodule import BrainDataModule
-from brainmis.evaluation.extract import extract_window_features, features_in_table_order
+from brainmis.evaluation.extract import (
+    extract_layer_window_features,
+    extract_window_features,
+    features_in_table_order,
+    hidden_state_count,
+)
 from brainmis.models.backbone import load_backbone
 from brainmis.models.features import window_features
 
@@ -66,3 +71,20 @@ def test_table_order():
     np.testing.assert_array_equal(ordered, [[2, 3], [4, 5], [0, 1]])
     with pytest.raises(ValueError, match="exactly once"):
         features_in_table_order(features, np.array([0, 0, 1]), 3)
+
+
+def test_all_layers_from_one_forward_match_single_layer_extraction(model_and_data):
+    model, datamodule = model_and_data
+    loader = datamodule.full_dataloader()
+    count = hidden_state_count(model)
+    assert count == model.config.num_hidden_layers + 1 == 3
+    by_layer, sample_ids = extract_layer_window_features(
+        model, loader, datamodule.context_trs, layers=range(count)
+    )
+    assert sorted(by_layer) == [0, 1, 2]
+    for layer, features in by_layer.items():
+        single, single_ids = extract_window_features(
+            model, loader, datamodule.context_trs, layer=layer
+        )
+        np.testing.assert_array_equal(sample_ids, single_ids)
+        np.testing.assert_allclose(features, single, rtol=1e-5, atol=1e-6)
