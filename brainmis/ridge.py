@@ -445,6 +445,50 @@ def _refit_predict(refit: _Refit, Y_train: torch.Tensor, alpha_index: torch.Tens
     return predictions
 
 
+@dataclass
+class HeldOutPredictions:
+    """Output of :func:`ridge_cv_held_out`, on the device of the computation.
+
+    Attributes:
+        predictions: ``(n_test, n_voxels)`` float32 ridge predictions of the test rows.
+        targets: ``(n_test, n_voxels)`` float32 test responses, z-scored with the training
+            statistics (Pearson r against ``predictions`` is the held-out score).
+        best_alphas: ``(n_voxels,)`` float64 penalty chosen for each voxel.
+    """
+
+    predictions: torch.Tensor
+    targets: torch.Tensor
+    best_alphas: torch.Tensor
+
+
+def ridge_cv_held_out(
+    X_train: torch.Tensor,
+    Y_train: torch.Tensor,
+    X_test: torch.Tensor,
+    Y_test: torch.Tensor,
+    train_groups: np.ndarray | Sequence[int] | None,
+    alphas: np.ndarray | Sequence[float] = DEFAULT_ALPHAS,
+    device: str | torch.device | None = None,
+) -> HeldOutPredictions:
+    """Z-score with training statistics, fit a per-voxel-penalty ridge, predict the test rows.
+
+    Arguments as :func:`ridge_cv_score`; returns the test predictions and the z-scored test
+    responses on ``device`` (default: the inputs' device).
+    """
+    device = torch.device(device) if device is not None else X_train.device
+    tensors = [
+        torch.as_tensor(t).to(device=device, dtype=torch.float32)
+        for t in (X_train, Y_train, X_test, Y_test)
+    ]
+    X_tr, X_te = zscore_train_apply(tensors[0], tensors[2])
+    Y_tr, Y_te = zscore_train_apply(tensors[1], tensors[3])
+    splits = LEAVE_ONE_OUT if train_groups is None else group_splits(np.asarray(train_groups))
+    if not isinstance(splits, str) and len(splits) < 2:
+        raise ValueError("inner cross-validation needs at least 2 training runs")
+    result = ridge_cv_predict(X_tr, Y_tr, X_te, splits, alphas)
+    return HeldOutPredictions(result.predictions, Y_te, result.best_alphas)
+
+
 def ridge_cv_score(
     X_train: torch.Tensor,
     Y_train: torch.Tensor,
@@ -469,16 +513,6 @@ def ridge_cv_score(
         ``(r, best_alphas)``: ``(n_voxels,)`` float64 Pearson r on the test rows and the
         ``(n_voxels,)`` chosen penalties, both on CPU.
     """
-    device = torch.device(device) if device is not None else X_train.device
-    tensors = [
-        torch.as_tensor(t).to(device=device, dtype=torch.float32)
-        for t in (X_train, Y_train, X_test, Y_test)
-    ]
-    X_tr, X_te = zscore_train_apply(tensors[0], tensors[2])
-    Y_tr, Y_te = zscore_train_apply(tensors[1], tensors[3])
-    splits = LEAVE_ONE_OUT if train_groups is None else group_splits(np.asarray(train_groups))
-    if not isinstance(splits, str) and len(splits) < 2:
-        raise ValueError("inner cross-validation needs at least 2 training runs")
-    result = ridge_cv_predict(X_tr, Y_tr, X_te, splits, alphas)
-    r = pearson_per_column(result.predictions, Y_te)
-    return r.cpu(), result.best_alphas.cpu()
+    held_out = ridge_cv_held_out(X_train, Y_train, X_test, Y_test, train_groups, alphas, device)
+    r = pearson_per_column(held_out.predictions, held_out.targets)
+    return r.cpu(), held_out.best_alphas.cpu()

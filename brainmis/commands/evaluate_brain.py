@@ -24,7 +24,10 @@ Where it writes:
 - otherwise ``--out`` (new or empty): ``brain_alignment.json``, ``inputs.json``.
 
 Both write ``brain_r_epoch{E}.npy`` (E = training epochs finished at the checkpoint, 0 for
-``--model``) and ``brain_r_epoch{E}.nii.gz`` when the subject has voxel coordinates. The
+``--model``) and ``brain_r_epoch{E}.nii.gz`` when the subject has voxel coordinates; with the
+permutation test (on by default: ``--permutations 1000 --permutation-block 10 --fdr-q 0.05``;
+``--permutations 0`` turns it off) also ``brain_p_epoch{E}.npy``, ``brain_q_epoch{E}.npy`` and
+``brain_r_fdr_epoch{E}.nii.gz``, and the record's ``significance``. The
 evaluation is the one of ``BrainAlignmentCallback`` (``brainmis.evaluation.brain.alignment``):
 same features, same ridge, same held-out run, so the numbers agree for the same weights.
 
@@ -63,6 +66,13 @@ from brainmis.evaluation.brain.measures import (
     resolve_layers,
     similarity_record,
     write_measure_files,
+)
+from brainmis.evaluation.brain.significance import (
+    DEFAULT_BLOCK_TRS,
+    DEFAULT_FDR_Q,
+    DEFAULT_PERMUTATIONS,
+    PermutationTestOptions,
+    permutation_test_options,
 )
 from brainmis.evaluation.brain.similarity import SIMILARITY_METRICS, parse_metrics
 from brainmis.evaluation.extract import hidden_state_count
@@ -103,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--out", help="output folder (new or empty); default with --ckpt: the run's evaluation/"
     )
+    add_significance_arguments(parser)
     add_measure_arguments(parser)
     return parser
 
@@ -174,6 +185,34 @@ def write_measures(
         )
         print(f"layer profile (epoch {target.epoch}), ridge mean r per layer: {profile}")
     return write_measure_files(folder, similarity=similarity, layers=layers)
+
+
+def add_significance_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--permutations``, ``--permutation-block``, ``--fdr-q``: the per-voxel permutation
+    test of the held-out r (``brainmis.evaluation.brain.significance``)."""
+    parser.add_argument(
+        "--permutations",
+        type=int,
+        default=DEFAULT_PERMUTATIONS,
+        help=f"block permutations per voxel's r (default {DEFAULT_PERMUTATIONS}; 0: no test)",
+    )
+    parser.add_argument(
+        "--permutation-block",
+        type=int,
+        default=DEFAULT_BLOCK_TRS,
+        help=f"TRs per permuted block of the test run (default {DEFAULT_BLOCK_TRS})",
+    )
+    parser.add_argument(
+        "--fdr-q",
+        type=float,
+        default=DEFAULT_FDR_Q,
+        help=f"Benjamini-Hochberg false discovery rate (default {DEFAULT_FDR_Q})",
+    )
+
+
+def significance_options(args: argparse.Namespace) -> PermutationTestOptions | None:
+    """The checked permutation-test options of the command line (None: ``--permutations 0``)."""
+    return permutation_test_options(args.permutations, args.permutation_block, args.fdr_q)
 
 
 def build_datamodule(data_args: dict[str, Any], tokenizer_path: str) -> BrainDataModule:
@@ -308,6 +347,7 @@ def from_model_folder(args: argparse.Namespace, overrides: dict[str, Any]) -> Ev
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    significance = significance_options(args)
     out = None if args.out is None else refuse_non_empty_dir(args.out)
     overrides = {
         key: getattr(args, key) for key in DATA_OVERRIDES if getattr(args, key) is not None
@@ -332,7 +372,13 @@ def main(argv: list[str]) -> int:
     )
     alphas = None if args.alphas is None else np.asarray(args.alphas, dtype=np.float64)
     alignment = align_features(
-        features, data, target.epoch, alphas=alphas, leakage=args.leakage, device=device
+        features,
+        data,
+        target.epoch,
+        alphas=alphas,
+        leakage=args.leakage,
+        device=device,
+        significance=significance,
     )
     inputs = {
         **target.inputs,
@@ -368,9 +414,16 @@ def main(argv: list[str]) -> int:
         if ridge.nc_normalized is None
         else f", noise-ceiling normalised {ridge.nc_normalized:.4f}"
     )
+    tested = ridge.significance
+    significant = (
+        ""
+        if tested is None
+        else f", {tested.n_significant} significant (q <= {tested.options.fdr_q:g}, "
+        f"{tested.options.permutations} block permutations)"
+    )
     print(
         f"brain alignment (epoch {alignment.epoch}): mean r {ridge.mean:.4f}, median "
-        f"{ridge.median:.4f}{normalised} over {ridge.n_voxels} voxels; wrote {len(written)} "
-        f"files to {folder}"
+        f"{ridge.median:.4f}{normalised}{significant} over {ridge.n_voxels} voxels; wrote "
+        f"{len(written)} files to {folder}"
     )
     return 0

@@ -11,6 +11,7 @@ A run folder (``lightning_logs/<name>/version_N/``, or a sweep's ``runs/<run_id>
     evaluation/brain_r_epoch{E}.npy   (V,) per-voxel r of the evaluation after E epochs
     evaluation/brain_similarity.json  RSA / CKA / Procrustes per epoch (when asked for)
     evaluation/brain_layers.json      per-layer ridge (+ measures) per epoch (when asked for)
+    evaluation/brain_p_epoch{E}.npy   (V,) its permutation p; brain_q_epoch{E}.npy BH q-values
     evaluation/probing.csv            long format, PROBING_COLUMNS
 
 E follows the one epoch convention (``brainmis.run_folder.trainer.epochs_finished``).
@@ -59,6 +60,24 @@ def brain_r_file(epoch: int) -> str:
 def brain_map_file(epoch: int) -> str:
     """``brain_r_epoch{E}.nii.gz``: the same r as a volume (subjects with voxel coordinates)."""
     return f"brain_r_epoch{epoch}.nii.gz"
+
+
+def brain_p_file(epoch: int) -> str:
+    """``brain_p_epoch{E}.npy``: ``(V,)`` block-permutation p of each voxel's held-out r
+    (when the permutation test ran)."""
+    return f"brain_p_epoch{epoch}.npy"
+
+
+def brain_q_file(epoch: int) -> str:
+    """``brain_q_epoch{E}.npy``: ``(V,)`` Benjamini-Hochberg q-values of those p; a voxel is
+    significant when q <= the record's ``significance.fdr_q``."""
+    return f"brain_q_epoch{epoch}.npy"
+
+
+def brain_fdr_map_file(epoch: int) -> str:
+    """``brain_r_fdr_epoch{E}.nii.gz``: r of the significant voxels, 0 at the other evaluated
+    voxels (subjects with voxel coordinates, when the permutation test ran)."""
+    return f"brain_r_fdr_epoch{epoch}.nii.gz"
 
 
 def leakage_r_file(epoch: int) -> str:

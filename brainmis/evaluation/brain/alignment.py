@@ -24,8 +24,17 @@ from brainmis.errors import BrainmisInputError
 from brainmis.evaluation.brain.encoding import BrainAlignmentResult, evaluate_brain_alignment
 from brainmis.evaluation.brain.leakage import LeakageResult, mlp_leakage
 from brainmis.evaluation.brain.maps import save_brain_map
+from brainmis.evaluation.brain.significance import PermutationTestOptions
 from brainmis.evaluation.extract import extract_window_features, features_in_table_order
-from brainmis.run_folder.layout import BRAIN_FILE, brain_map_file, brain_r_file, leakage_r_file
+from brainmis.run_folder.layout import (
+    BRAIN_FILE,
+    brain_fdr_map_file,
+    brain_map_file,
+    brain_p_file,
+    brain_q_file,
+    brain_r_file,
+    leakage_r_file,
+)
 from brainmis.structured_files import read_mapping
 
 if TYPE_CHECKING:
@@ -50,7 +59,8 @@ class ModelAlignment:
 
     def scalars(self) -> dict[str, float]:
         """Scalars to log: ``brain_alignment/mean``, ``/median``, ``/nc_normalized``,
-        ``/roi/<name>`` (ROI mean), ``/seconds`` and, with leakage, ``/leakage_mlp_mean``."""
+        ``/roi/<name>`` (ROI mean), ``/seconds``, with the permutation test
+        ``/share_significant`` and, with leakage, ``/leakage_mlp_mean``."""
         values = {
             "brain_alignment/mean": self.ridge.mean,
             "brain_alignment/median": self.ridge.median,
@@ -60,6 +70,9 @@ class ModelAlignment:
             values["brain_alignment/nc_normalized"] = self.ridge.nc_normalized
         for name, score in self.ridge.per_roi.items():
             values[f"brain_alignment/roi/{name}"] = score.mean
+        significance = self.ridge.significance
+        if significance is not None and significance.share_significant is not None:
+            values["brain_alignment/share_significant"] = significance.share_significant
         if self.leakage is not None:
             values["brain_alignment/leakage_mlp_mean"] = self.leakage.summary.mean
         return values
@@ -133,10 +146,12 @@ def align_features(
     leakage: bool = False,
     device: torch.device | str | None = None,
     seconds_so_far: float = 0.0,
+    significance: PermutationTestOptions | None = None,
 ) -> ModelAlignment:
     """Score window features ``(N, F)`` against the true targets: fit on the non-test runs,
-    score ``data.test_run``. ``seconds`` counts from the caller's start (``seconds_so_far``
-    for the extraction) to the end of scoring."""
+    score ``data.test_run`` (with ``significance``, also its per-voxel permutation test).
+    ``seconds`` counts from the caller's start (``seconds_so_far`` for the extraction) to the
+    end of scoring."""
     start = time.perf_counter()
     ridge = evaluate_brain_alignment(
         features,
@@ -147,6 +162,7 @@ def align_features(
         noise_ceiling=data.noise_ceiling,
         roi_masks=data.roi_masks,
         device=device,
+        significance=significance,
     )
     check = None
     if leakage:
@@ -179,12 +195,15 @@ def voxel_selection_record(datamodule: BrainDataModule) -> dict[str, Any] | None
 
 
 def history_entry(alignment: ModelAlignment, **extra: Any) -> dict[str, Any]:
-    """The short record of one evaluation kept in ``brain_alignment.json``'s ``history``."""
+    """The short record of one evaluation kept in ``brain_alignment.json``'s ``history``
+    (``share_significant`` is None when the permutation test did not run)."""
+    significance = alignment.ridge.significance
     return {
         "epoch": alignment.epoch,
         "mean": alignment.ridge.mean,
         "median": alignment.ridge.median,
         "nc_normalized": alignment.ridge.nc_normalized,
+        "share_significant": None if significance is None else significance.share_significant,
         "seconds": alignment.seconds,
         **extra,
     }
@@ -201,7 +220,9 @@ def write_alignment_files(
 ) -> list[Path]:
     """Write ``brain_alignment.json`` (``record``, by default this evaluation's, plus
     ``history`` and ``voxel_selection`` if given), ``brain_r_epoch{E}.npy`` ``(V,)`` and, when
-    the subject has voxel coordinates, ``brain_r_epoch{E}.nii.gz``. Returns the written paths."""
+    the subject has voxel coordinates, ``brain_r_epoch{E}.nii.gz``. With the permutation
+    test also ``brain_p_epoch{E}.npy``, ``brain_q_epoch{E}.npy`` ``(V,)`` and the thresholded
+    map ``brain_r_fdr_epoch{E}.nii.gz``. Returns the written paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     record = alignment.to_json() if record is None else dict(record)
@@ -216,16 +237,33 @@ def write_alignment_files(
         leakage_path = folder / leakage_r_file(alignment.epoch)
         np.save(leakage_path, alignment.leakage.r.astype(np.float64), allow_pickle=False)
         written.append(leakage_path)
+    written += write_significance_arrays(folder, alignment)
     if subject is not None:
-        nifti = save_brain_map(
-            alignment.ridge.r,
-            subject,
-            folder / brain_map_file(alignment.epoch),
-            voxel_indices=selected_voxels,
-        )
-        if nifti is not None:
-            written.append(nifti)
+        maps = {brain_map_file(alignment.epoch): alignment.ridge.r}
+        significance = alignment.ridge.significance
+        if significance is not None:
+            thresholded = np.where(significance.significant, alignment.ridge.r, 0.0)
+            maps[brain_fdr_map_file(alignment.epoch)] = thresholded
+        for name, values in maps.items():
+            nifti = save_brain_map(values, subject, folder / name, voxel_indices=selected_voxels)
+            if nifti is not None:
+                written.append(nifti)
     return written
+
+
+def write_significance_arrays(folder: Path, alignment: ModelAlignment) -> list[Path]:
+    """``brain_p_epoch{E}.npy`` and ``brain_q_epoch{E}.npy`` ``(V,)`` float64 of the
+    permutation test; nothing when it did not run. Returns the written paths."""
+    significance = alignment.ridge.significance
+    if significance is None:
+        return []
+    arrays = {
+        folder / brain_p_file(alignment.epoch): significance.p,
+        folder / brain_q_file(alignment.epoch): significance.q,
+    }
+    for path, values in arrays.items():
+        np.save(path, np.asarray(values, dtype=np.float64), allow_pickle=False)
+    return list(arrays)
 
 
 def read_alignment_record(folder: str | Path) -> dict[str, Any] | None:

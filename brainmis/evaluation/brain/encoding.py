@@ -5,7 +5,9 @@ run(s), e.g. the datamodule's fold. Inside each outer training set, each voxel's
 chosen by leave-one-run-out cross-validation (:mod:`brainmis.ridge`); features
 and responses are z-scored with the outer training statistics. A voxel's score is the
 Pearson r between predicted and measured responses on the held-out run, averaged over outer
-folds.
+folds. With :class:`~brainmis.evaluation.brain.significance.PermutationTestOptions`, each
+voxel also gets a block-permutation p of that r and a Benjamini-Hochberg q-value
+(:mod:`brainmis.evaluation.brain.significance`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ import numpy as np
 import torch
 
 from brainmis.errors import BrainmisInputError
-from brainmis.ridge import DEFAULT_ALPHAS, ridge_cv_score
+from brainmis.evaluation.brain.significance import (
+    PermutationTestOptions,
+    VoxelSignificance,
+    voxel_significance,
+)
+from brainmis.ridge import DEFAULT_ALPHAS, pearson_per_column, ridge_cv_held_out
 
 INNER_BLOCKS_SINGLE_RUN = 3
 """With one training run only, inner folds are this many contiguous blocks of it."""
@@ -53,6 +60,7 @@ class BrainAlignmentResult:
         nc_median: median over those voxels of ``r / ceiling``.
         per_roi: ROI name -> :class:`RegionScore`.
         alphas: the penalty grid.
+        significance: the permutation test of ``r`` (p and q per voxel), None when off.
     """
 
     r: np.ndarray
@@ -66,6 +74,7 @@ class BrainAlignmentResult:
     alphas: list[float] = field(default_factory=list)
     nc_ratio_of_means: float | None = None
     nc_median: float | None = None
+    significance: VoxelSignificance | None = None
 
     @property
     def n_voxels(self) -> int:
@@ -85,6 +94,7 @@ class BrainAlignmentResult:
             "test_runs": list(self.test_runs),
             "alphas": list(self.alphas),
             "median_best_alpha": float(np.median(self.best_alphas)),
+            "significance": None if self.significance is None else self.significance.to_json(),
         }
 
 
@@ -143,6 +153,7 @@ def evaluate_brain_alignment(
     noise_ceiling: np.ndarray | None = None,
     roi_masks: dict[str, np.ndarray] | None = None,
     device: str | torch.device | None = None,
+    significance: PermutationTestOptions | None = None,
 ) -> BrainAlignmentResult:
     """Cross-validated voxelwise ridge from features to responses, scored per voxel.
 
@@ -155,6 +166,8 @@ def evaluate_brain_alignment(
         noise_ceiling: optional ``(V,)`` ceiling (correlation units) for normalised scores.
         roi_masks: optional ROI name -> ``(V,)`` bool mask.
         device: where the ridge runs (default CPU).
+        significance: options of the per-voxel permutation test (None: no test); it runs on
+            ``device`` on every fold's held-out predictions.
 
     Returns:
         :class:`BrainAlignmentResult`.
@@ -175,10 +188,10 @@ def evaluate_brain_alignment(
         raise BrainmisInputError(None, "features or responses contain NaN or infinite values")
     alphas = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64)
     folds = outer_test_runs(runs, test_runs)
-    r_per_fold, alphas_per_fold = [], []
+    r_per_fold, alphas_per_fold, held_out = [], [], []
     for test_run in folds:
         test = torch.as_tensor(runs == test_run)
-        r, best = ridge_cv_score(
+        fit = ridge_cv_held_out(
             features[~test],
             responses[~test],
             features[test],
@@ -187,9 +200,14 @@ def evaluate_brain_alignment(
             alphas,
             device=device or "cpu",
         )
-        r_per_fold.append(r.numpy())
-        alphas_per_fold.append(best.numpy())
+        r_per_fold.append(pearson_per_column(fit.predictions, fit.targets).cpu().numpy())
+        alphas_per_fold.append(fit.best_alphas.cpu().numpy())
+        if significance is not None:
+            held_out.append((fit.predictions, fit.targets))
     r_mean = np.mean(r_per_fold, axis=0)
+    tested = None
+    if significance is not None:
+        tested = voxel_significance(held_out, significance, roi_masks)
     overall = summarize_voxels(r_mean, noise_ceiling)
     per_roi = {}
     for name, mask in (roi_masks or {}).items():
@@ -208,4 +226,5 @@ def evaluate_brain_alignment(
         alphas=[float(alpha) for alpha in alphas],
         nc_ratio_of_means=overall.nc_ratio_of_means,
         nc_median=overall.nc_median,
+        significance=tested,
     )
