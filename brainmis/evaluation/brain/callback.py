@@ -19,6 +19,12 @@ and scores the test run (see :mod:`brainmis.evaluation.brain.alignment`). It log
 ``<log_dir>/evaluation/brain_alignment.json`` (with the voxel selection: ceiling source,
 threshold and counts) and ``brain_r_epoch{E}.npy``.
 
+With ``metrics`` beyond ``"ridge"`` (``rsa``, ``cka``, ``procrustes``) or ``layers``
+(``"all"`` or hidden-state indices), each evaluation also writes ``brain_similarity.json`` /
+``brain_layers.json`` (:mod:`brainmis.evaluation.brain.measures`; one more forward pass, for
+all those layers at once) and logs ``brain_similarity/<metric>`` and
+``brain_layers/<layer>/<measure>``.
+
 Under DDP only global rank 0 evaluates (a forward pass on the unwrapped module needs no
 other rank); the other ranks wait at a barrier. Sharded strategies (FSDP), where a forward
 pass needs every rank, are not supported by this callback: evaluate the checkpoint with
@@ -43,6 +49,16 @@ from brainmis.evaluation.brain.alignment import (
     model_window_features,
     write_alignment_files,
 )
+from brainmis.evaluation.brain.measures import (
+    layer_profile_record,
+    measure_scalars,
+    model_layer_window_features,
+    resolve_layers,
+    similarity_record,
+    write_measure_files,
+)
+from brainmis.evaluation.brain.similarity import SIMILARITY_METRICS, parse_metrics
+from brainmis.evaluation.extract import hidden_state_count
 from brainmis.run_folder.layout import evaluation_dir
 from brainmis.run_folder.trainer import PRETRAINED_EPOCH, epochs_finished, run_folder
 
@@ -54,6 +70,8 @@ class BrainAlignmentCallback(Callback):
         every_n_epochs: evaluate after every N-th training epoch (0: only start and end).
         alphas: ridge penalty grid (default ``np.logspace(-2, 9, 12)``).
         leakage: also fit the MLP leakage check (slower).
+        metrics: measures from ``ridge, rsa, cka, procrustes`` (the ridge always runs).
+        layers: ``"all"`` or hidden-state indices (0 = embeddings) for a layer profile.
         at_fit_start: evaluate the untrained model (epoch label 0).
     """
 
@@ -63,6 +81,8 @@ class BrainAlignmentCallback(Callback):
         alphas: list[float] | None = None,
         leakage: bool = False,
         at_fit_start: bool = True,
+        metrics: list[str] | None = None,
+        layers: str | list[int] | None = None,
     ) -> None:
         super().__init__()
         if every_n_epochs < 0:
@@ -71,6 +91,9 @@ class BrainAlignmentCallback(Callback):
         self.alphas = None if alphas is None else np.asarray(alphas, dtype=np.float64)
         self.leakage = leakage
         self.at_fit_start = at_fit_start
+        self.metrics = parse_metrics(metrics or ["ridge"], option="metrics")
+        resolve_layers(layers, 10**6, option="layers")  # the spec's form; indices at fit time
+        self.layers = layers
         self.history: list[dict] = []
         self.last_alignment: ModelAlignment | None = None
         self._evaluated_at_step: dict[int, int] = {}  # epoch label -> global step
@@ -109,6 +132,7 @@ class BrainAlignmentCallback(Callback):
             data = self._data(trainer)
             alignment = self._evaluate_on_rank_zero(data, pl_module, epoch)
             self._report(trainer, data, alignment, step)
+            self._measure_other_ways(trainer, data, pl_module, epoch, step)
         trainer.strategy.barrier("brain_alignment")
 
     def _data(self, trainer: Trainer) -> AlignmentData:
@@ -162,3 +186,41 @@ class BrainAlignmentCallback(Callback):
             f"brain alignment (epoch {alignment.epoch}): mean r {alignment.ridge.mean:.4f}, "
             f"median {alignment.ridge.median:.4f}, {alignment.seconds:.1f} s"
         )
+
+    def _measure_other_ways(
+        self,
+        trainer: Trainer,
+        data: AlignmentData,
+        pl_module: LightningModule,
+        epoch: int,
+        step: int,
+    ) -> None:
+        """The encoder-free measures and the layer profile, when asked for (rank 0)."""
+        wants_similarity = any(name in SIMILARITY_METRICS for name in self.metrics)
+        if not wants_similarity and self.layers is None:
+            return
+        count = hidden_state_count(pl_module.backbone)
+        own_layer = pl_module.feature_layer % count
+        layers = resolve_layers(self.layers, count, option="layers")
+        by_layer = model_layer_window_features(
+            pl_module.backbone, data, (*layers, own_layer), device=pl_module.device
+        )
+        similarity = None
+        if wants_similarity:
+            similarity = similarity_record(
+                by_layer[own_layer], data, epoch, own_layer, self.metrics, device=pl_module.device
+            )
+        profile = None
+        if layers:
+            profile = layer_profile_record(
+                {layer: by_layer[layer] for layer in layers},
+                data,
+                epoch,
+                count,
+                metrics=self.metrics,
+                alphas=self.alphas,
+                device=pl_module.device,
+            )
+        for logger in trainer.loggers:
+            logger.log_metrics(measure_scalars(similarity, profile), step=step)
+        write_measure_files(evaluation_dir(run_folder(trainer)), similarity, profile)
