@@ -27,6 +27,10 @@ TOOLS: dict[str, tuple[str, str]] = {
     "compare": ("brainmis.commands.compare", "statistics, tables, figures across runs"),
     "sweep": ("brainmis.commands.sweep", "expand an experiment matrix, run it locally or on SLURM"),
     "demo": ("brainmis.commands.demo", "the main job: every condition on the synthetic default"),
+    "validate-world": (
+        "brainmis.commands.validate_world",
+        "ground-truth check: the planted effect found, and no other",
+    ),
 }
 
 

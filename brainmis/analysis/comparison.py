@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,7 +39,7 @@ from brainmis.analysis.probing_stats import (
     ProbingTable,
     nan_mean,
 )
-from brainmis.analysis.results import VOXEL_COUNT_KEYS
+from brainmis.analysis.results import VOXEL_COUNT_KEYS, RunResults
 from brainmis.analysis.statistics import (
     holm_correction,
     mean_and_sem,
@@ -48,6 +48,7 @@ from brainmis.analysis.statistics import (
     wilcoxon_signed_rank,
 )
 from brainmis.analysis.study import SettingMatrix, StudyMatrix
+from brainmis.analysis.task_groups import TaskGroups
 from brainmis.run_folder.identity import IDENTITY_FIELDS, RunIdentity
 
 PAPER_CONTRASTS = (("preserving", "misaligned"), ("tuned", "preserving"))
@@ -63,6 +64,9 @@ UNIT_METRICS = {
     "brain_alignment_nc_normalized": "mean over voxels with ceiling > 0 of r / ceiling",
     "brain_alignment_nc_ratio_of_means": "mean voxel r / mean noise ceiling (voxels with a ceiling)",
     "brain_alignment_nc_median": "median over voxels with ceiling > 0 of r / ceiling",
+    "brain_rsa": "RSA: Spearman r of the TR x TR RDMs of features and responses (held-out run)",
+    "brain_cka": "linear CKA of features and responses (held-out run)",
+    "brain_procrustes": "orthogonal Procrustes similarity 1 - d^2/2 (held-out run)",
     "probing_score": "probing score, overall = mean over tasks",
     "probing_score_mean_of_subfields": "probing score, mean of the subfield means",
     "probing_rank_score": "rank-normalised probing score, overall = mean over tasks",
@@ -86,6 +90,7 @@ class ComparisonOptions:
     zero_method: str = "wilcox"
     alternative: str = "two-sided"
     metric_preference: tuple[str, ...] = probing_stats.DEFAULT_METRICS
+    task_groups: TaskGroups | None = None
 
     def __post_init__(self) -> None:
         if self.alternative not in CONTRAST_ALTERNATIVES:
@@ -136,6 +141,10 @@ class RunRow:
     probing_score_mean_of_subfields: float
     probing_rank_score: float
     probing_rank_score_mean_of_subfields: float
+    # encoder-free measures (brain_similarity.json, all voxels); NaN when not evaluated
+    brain_rsa: float = math.nan
+    brain_cka: float = math.nan
+    brain_procrustes: float = math.nan
 
     @property
     def identity(self) -> RunIdentity:
@@ -267,6 +276,7 @@ class Comparison:
     task_tests: list[TaskTestRow] = field(default_factory=list)
     win_rates: list[WinRateRow] = field(default_factory=list)
     contrasts: list[ContrastRow] = field(default_factory=list)
+    group_contrasts: list[ContrastRow] = field(default_factory=list)
     probing_tables: dict[tuple[str, str], ProbingTable] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -351,6 +361,15 @@ def _setting_probing(setting: SettingMatrix, options: ComparisonOptions) -> _Set
 
 
 _NO_COUNTS = dict.fromkeys(VOXEL_COUNT_KEYS, -1)
+SIMILARITY_UNIT_METRICS = {"brain_rsa": "rsa", "brain_cka": "cka", "brain_procrustes": "procrustes"}
+
+
+def _similarity_values(results: RunResults) -> dict[str, float]:
+    """The run's ``brain_rsa``, ``brain_cka``, ``brain_procrustes`` (NaN when absent)."""
+    measured = results.similarity or {}
+    return {
+        metric: measured.get(name, math.nan) for metric, name in SIMILARITY_UNIT_METRICS.items()
+    }
 
 
 def _unit_values(
@@ -410,6 +429,7 @@ def _unit_values(
             n_selected=counts["selected"],
             probing_epoch=-1 if results.probing is None else results.probing.epoch,
             **run_probing,
+            **_similarity_values(results),
         )
         rows.append(row)
         for metric in UNIT_METRICS:
@@ -551,6 +571,20 @@ def _pair_tables(
                     float(rate_b[u, s]),
                 )
             )
+    return _contrast_data(setting.dataset, probing, pair, rate_a, rate_b)
+
+
+def _contrast_data(
+    dataset: str,
+    probing: _SettingProbing,
+    pair: tuple[str, str],
+    rate_a: np.ndarray,
+    rate_b: np.ndarray,
+) -> _ContrastData:
+    """Subject-level (score a, score b, win rate a, win rate b) of one pair per scope; a
+    subject's scores are its means over the units where both conditions have the scope."""
+    table = probing.table
+    a_index, b_index = table.conditions.index(pair[0]), table.conditions.index(pair[1])
     units_a, units_b = probing.scores[a_index], probing.scores[b_index]
     both = np.isfinite(units_a) & np.isfinite(units_b)
     subject_a = probing_stats.subject_means(table, np.where(both, units_a, np.nan))
@@ -562,7 +596,7 @@ def _pair_tables(
         by_subject = data.setdefault(scope, {})
         for j, subject in enumerate(table.subjects):
             if math.isfinite(subject_a[j, s]) and math.isfinite(subject_b[j, s]):
-                by_subject[(setting.dataset, subject)] = (
+                by_subject[(dataset, subject)] = (
                     float(subject_a[j, s]),
                     float(subject_b[j, s]),
                     float(subject_wins_a[j, s]),
@@ -625,6 +659,81 @@ def _contrast_rows(
     return rows
 
 
+def _regrouped(probing: _SettingProbing, label_of: dict[str, str]) -> _SettingProbing:
+    """The same scores with every task's subfield replaced by its label (a task group)."""
+    table = replace(probing.table, task_subfields=[label_of[task] for task in probing.table.tasks])
+    return _SettingProbing(
+        table, probing_stats.subfield_scores(table), probing_stats.rank_normalised_scores(table)
+    )
+
+
+def _labelled_data(
+    dataset: str,
+    probing: _SettingProbing,
+    label_of: dict[str, str],
+    pair: tuple[str, str],
+    options: ComparisonOptions,
+) -> _ContrastData:
+    """Subject-level contrast data of ``pair`` per label (no aggregate scopes)."""
+    grouped = _regrouped(probing, label_of)
+    wins = probing_stats.pair_wins(
+        grouped.table, pair[0], pair[1], options.alpha, options.equal_var
+    )
+    rate_a, rate_b = probing_stats.win_rates(grouped.table, wins)
+    data = _contrast_data(dataset, grouped, pair, rate_a, rate_b)
+    return {scope: values for scope, values in data.items() if scope not in AGGREGATE_SCOPES}
+
+
+def versus_rest_label(group: str) -> str:
+    """The scope of the test "did the tasks of ``group`` change more than the others?"."""
+    return f"{group} vs rest"
+
+
+def _task_group_data(
+    dataset: str, probing: _SettingProbing, pair: tuple[str, str], options: ComparisonOptions
+) -> tuple[_ContrastData, _ContrastData]:
+    """Per task group, the subjects' scores of a and b; and per named group, the subjects'
+    change a - b in the group against the change in every other task (win rates NaN)."""
+    groups = options.task_groups
+    tasks = probing.table.tasks
+    by_group = _labelled_data(
+        dataset, probing, {t: groups.group_of(t) for t in tasks}, pair, options
+    )
+    versus_rest: _ContrastData = {}
+    for group in groups.named_groups:
+        labels = {t: group if groups.group_of(t) == group else "rest" for t in tasks}
+        split = _labelled_data(dataset, probing, labels, pair, options)
+        if group not in split or "rest" not in split:
+            continue
+        common = sorted(set(split[group]) & set(split["rest"]))
+        versus_rest[versus_rest_label(group)] = {
+            key: (
+                split[group][key][0] - split[group][key][1],
+                split["rest"][key][0] - split["rest"][key][1],
+                math.nan,
+                math.nan,
+            )
+            for key in common
+        }
+    return by_group, versus_rest
+
+
+def _task_group_rows(
+    model: str,
+    dataset: str,
+    pair: tuple[str, str],
+    data: tuple[_ContrastData, _ContrastData],
+    options: ComparisonOptions,
+) -> list[ContrastRow]:
+    """Rows of the groups (Holm across the groups), then of each named group against the
+    rest (Holm across those)."""
+    by_group, versus_rest = data
+    rows = _contrast_rows(model, dataset, pair, by_group, options) if by_group else []
+    if versus_rest:
+        rows += _contrast_rows(model, dataset, pair, versus_rest, options)
+    return rows
+
+
 def _condition_summaries(
     setting: SettingMatrix, values: dict[str, dict[str, dict[Unit, float]]]
 ) -> list[ConditionSummaryRow]:
@@ -656,6 +765,7 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
     comparison = Comparison(options=options, matrix=matrix)
     pooled_paired: dict[tuple[str, tuple[str, str]], list[dict[SubjectKey, tuple]]] = {}
     pooled_probing: dict[tuple[str, str], list[_ContrastData]] = {}
+    pooled_groups: dict[tuple[str, str], list[tuple[_ContrastData, _ContrastData]]] = {}
     for setting in matrix.settings:
         probing = _setting_probing(setting, options)
         rows, values = _unit_values(setting, probing)
@@ -690,6 +800,12 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
                     _contrast_rows(setting.model, setting.dataset, pair, data, options)
                 )
                 pooled_probing.setdefault(pair, []).append(data)
+                if options.task_groups is not None:
+                    group_data = _task_group_data(setting.dataset, probing, pair, options)
+                    comparison.group_contrasts.extend(
+                        _task_group_rows(setting.model, setting.dataset, pair, group_data, options)
+                    )
+                    pooled_groups.setdefault(pair, []).append(group_data)
     for (metric, pair), per_setting in pooled_paired.items():
         if len(per_setting) > 1:
             comparison.paired_tests.append(
@@ -704,6 +820,18 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
                 for scope in scopes
             }
             comparison.contrasts.extend(_contrast_rows(POOLED, POOLED, pair, pooled, options))
+        per_setting_groups = pooled_groups.get(pair, [])
+        if len(per_setting_groups) > 1:
+            pooled_pair = tuple(
+                {
+                    scope: pool_settings([data[part].get(scope, {}) for data in per_setting_groups])
+                    for scope in {scope for data in per_setting_groups for scope in data[part]}
+                }
+                for part in (0, 1)
+            )
+            comparison.group_contrasts.extend(
+                _task_group_rows(POOLED, POOLED, pair, pooled_pair, options)
+            )
     for pair in options.contrasts:
         if not any(
             row.condition_a == pair[0] and row.condition_b == pair[1]

@@ -36,6 +36,7 @@ CSV_TABLES = {
     "probing_task_tests.csv": ("task_tests", TaskTestRow),
     "probing_win_rates.csv": ("win_rates", WinRateRow),
     "contrasts.csv": ("contrasts", ContrastRow),
+    "task_group_contrasts.csv": ("group_contrasts", ContrastRow),
 }
 
 
@@ -107,6 +108,8 @@ def write_tables(comparison: Comparison, out_dir: Path) -> list[str]:
     """Write every CSV table and ``comparison.json`` into ``out_dir``; return the file names."""
     names = []
     for name, (attr, row_type) in CSV_TABLES.items():
+        if attr == "group_contrasts" and comparison.options.task_groups is None:
+            continue
         write_csv(getattr(comparison, attr), row_type, out_dir / name)
         names.append(name)
     missing_rows = [
@@ -229,6 +232,11 @@ def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str
         if not rows and not any(paired.values()):
             continue
         lines.append(f"{pair[0]} vs {pair[1]} (differences a - b)")
+        groups = [
+            row
+            for row in comparison.group_contrasts
+            if (row.model, row.dataset, row.condition_a, row.condition_b) == (model, dataset, *pair)
+        ]
         for metric, label in (("lm_loss", "LM loss"), ("brain_alignment", "brain r")):
             row = paired[metric]
             if row is not None:
@@ -249,6 +257,15 @@ def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str
                 f"{format_effect(row.ci_low, row.ci_high, row.effect_size_dz)}; "
                 f"wins {format_number(100 * row.win_rate_a, 0)}% vs {format_number(100 * row.win_rate_b, 0)}%, "
                 f"Wilcoxon p={format_p(row.p)}{holm} ({row.alternative}; n={row.n_subjects} {unit})"
+            )
+        if groups:
+            lines.append("  task groups (--task-groups)")
+        for row in groups:
+            lines.append(
+                f"    {row.scope:<21} {format_number(row.difference, signed=True):>7}  "
+                f"{format_effect(row.ci_low, row.ci_high, row.effect_size_dz)}; "
+                f"Wilcoxon p={format_p(row.p)}, Holm p={format_p(row.p_holm)} "
+                f"({row.alternative}; n={row.n_subjects} {unit})"
             )
     return lines
 

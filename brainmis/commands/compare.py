@@ -30,6 +30,7 @@ from brainmis.analysis.runs import discover_runs
 from brainmis.analysis.statistics import ZERO_METHODS
 from brainmis.analysis.study import StudyMatrix, build_study_matrix, require_complete
 from brainmis.analysis.tables import text_summary, write_tables
+from brainmis.analysis.task_groups import read_task_groups
 from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
@@ -86,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="brain-alignment and probing tests of each contrast A:B: 'greater' tests A > B "
         "(the paper's directions: preserving > misaligned, tuned > preserving), default "
         "two-sided; LM-loss tests and pairs that are not contrasts stay two-sided",
+    )
+    parser.add_argument(
+        "--task-groups",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="test groups of probing tasks: a synthetic world's ground_truth/truth.json or a "
+        "TSV 'task<TAB>group' (unlisted tasks form the group 'other')",
     )
     parser.add_argument(
         "--probing-metric",
@@ -200,6 +209,7 @@ def main(argv: list[str]) -> int:
         zero_method=args.zero_method,
         alternative=args.alternative,
         metric_preference=tuple(args.probing_metric),
+        task_groups=None if args.task_groups is None else read_task_groups(args.task_groups),
     )
     result = compare_runs(
         args.run_dirs,

@@ -1,7 +1,7 @@
 """``brainmis synth``: write a synthetic dataset with known ground truth in a real layout.
 
-    brainmis synth --layout hp|moth|nifti --out DIR [--subjects N] [--seed S] [--voxels V]
-                   [--runs R] [--features F]
+    brainmis synth --layout hp|moth|nifti --out DIR [--world semantic|probed|unprobed]
+                   [--subjects N] [--seed S] [--voxels V] [--runs R] [--features F]
 
 The output folder must not exist or be empty. The dataset can then be prepared like a real
 one: ``brainmis prepare DIR --out BUNDLE`` (DIR holds ``source.yaml``).
@@ -13,6 +13,7 @@ import json
 
 from brainmis.cli_parser import ToolArgumentParser
 from brainmis.data.synthetic import LAYOUTS, SyntheticSpec, generate_synthetic
+from brainmis.data.synthetic.worlds import DEFAULT_FEATURES, WORLDS
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
 
@@ -39,10 +40,19 @@ def build_parser() -> ToolArgumentParser:
         help=f"runs, or training stories for moth (default {defaults.n_runs})",
     )
     parser.add_argument(
+        "--world",
+        choices=WORLDS,
+        default=defaults.world,
+        help="what drives the brain: semantic categories (default), categories that probing "
+        "tasks test (probed), or a random partition of the vocabulary (unprobed)",
+    )
+    parser.add_argument(
         "--features",
         type=int,
-        default=defaults.n_features,
-        help=f"semantic axes driving the brain (default {defaults.n_features})",
+        default=None,
+        help="axes driving the brain (default: "
+        + ", ".join(f"{world} {count}" for world, count in DEFAULT_FEATURES.items())
+        + ")",
     )
     return parser
 
@@ -62,7 +72,8 @@ def main(argv: list[str]) -> int:
             seed=args.seed,
             n_voxels=args.voxels,
             n_runs=args.runs,
-            n_features=args.features,
+            world=args.world,
+            n_features=DEFAULT_FEATURES[args.world] if args.features is None else args.features,
         )
     except ValueError as error:
         if isinstance(error, BrainmisInputError):
@@ -81,6 +92,8 @@ def main(argv: list[str]) -> int:
     print(
         f"  voxels: {args.voxels} per subject, {truth['n_signal_voxels']} with signal; ROIs: {rois}"
     )
-    print(f"  semantic features: {', '.join(truth['categories'])}")
+    print(f"  world: {truth['world']}; brain driven by: {', '.join(truth['categories'])}")
+    targeted = sorted(truth["probing_task_groups"]["tasks"])
+    print(f"  probing tasks it targets: {', '.join(targeted) or 'none'}")
     print(f"  source manifest: {out / 'source.yaml'}; ground truth: {out / 'ground_truth'}")
     return 0

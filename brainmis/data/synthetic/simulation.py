@@ -1,11 +1,12 @@
 """The simulated brain: stimulus timing, word features, voxels and every subject's responses.
 
 The simulated brain reads the project's narrative (``narrative.txt``) and responds to a few
-*semantic* properties of the words (``brainmis.data.synthetic.word_categories``: emotion,
-motion, people, place, number, sensory), not to word identity:
+properties of the words, not to word identity: by default *semantic* categories
+(``brainmis.data.synthetic.word_categories``: emotion, motion, people, place, number,
+sensory); the spec's ``world`` chooses others (``brainmis.data.synthetic.worlds``).
 
-1. Each word type gets a feature vector ``(F,)``: 1/0 membership of the first ``n_features``
-   categories plus a small random per-word part (``word_jitter``).
+1. Each word type gets a feature vector ``(F,)``: 1/0 membership of the world's first
+   ``n_features`` axes plus a small random per-word part (``word_jitter``).
 2. The features of the words, as impulses at their onsets, are convolved with the canonical
    double-gamma HRF (``brainmis.data.synthetic.hrf``) and read at every TR:
    ``features (n_kept, F)`` per run (``ground_truth/features_<run>.npy``).
@@ -50,7 +51,8 @@ from brainmis.data.synthetic.stimulus import (
     split_into_runs,
     spoken_runs,
 )
-from brainmis.data.synthetic.word_categories import CATEGORY_NAMES, category_vector, normalize_word
+from brainmis.data.synthetic.word_categories import normalize_word
+from brainmis.data.synthetic.worlds import axis_values, world_axes
 
 
 def _rng(seed: int, *stream: int) -> np.random.Generator:
@@ -58,7 +60,7 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, *stream])
 
 
-_STREAM_WORDS, _STREAM_TIMING, _STREAM_VOXELS, _STREAM_SUBJECT = 1, 2, 3, 4
+_STREAM_WORDS, _STREAM_TIMING, _STREAM_VOXELS, _STREAM_SUBJECT, _STREAM_WORLD = 1, 2, 3, 4, 5
 
 
 def _stimulus(
@@ -97,15 +99,14 @@ def _stimulus(
 def _word_features(
     runs: list[StimulusRun], spec: SyntheticSpec, seed: int
 ) -> dict[str, np.ndarray]:
-    """Normalised word -> ``(F,)``: category membership plus a seeded per-word jitter."""
-    categories = CATEGORY_NAMES[: spec.n_features]
+    """Normalised word -> ``(F,)``: membership of the world's axes plus a seeded per-word
+    jitter."""
     vocabulary = sorted({normalize_word(word) for run in runs for word in run.words})
     rng = _rng(seed, _STREAM_WORDS)
     jitter = rng.normal(0.0, spec.word_jitter, size=(len(vocabulary), spec.n_features))
-    return {
-        word: np.asarray(category_vector(word, categories)) + jitter[index]
-        for index, word in enumerate(vocabulary)
-    }
+    membership = axis_values(spec.world, vocabulary, spec.n_features, _rng(seed, _STREAM_WORLD))
+    values = membership + jitter
+    return {word: values[index] for index, word in enumerate(vocabulary)}
 
 
 def _run_features(
@@ -207,7 +208,7 @@ def simulate(layout: str, spec: SyntheticSpec, n_subjects: int, seed: int) -> Sy
         runs=runs,
         repeated_run=repeated_run,
         features=features,
-        categories=CATEGORY_NAMES[: spec.n_features],
+        categories=world_axes(spec.world, spec.n_features),
         word_features=word_features,
         voxel_coords=coords,
         volume_shape=shape,

@@ -16,6 +16,7 @@ import numpy as np
 
 from brainmis.data.synthetic.stimulus import StimulusRun
 from brainmis.data.synthetic.word_categories import CATEGORY_NAMES
+from brainmis.data.synthetic.worlds import WORLDS
 
 LAYOUTS = ("hp", "moth", "nifti")
 GENERATOR_VERSION = 2  # bump when the generated data change, so caches are rebuilt
@@ -35,7 +36,10 @@ class SyntheticSpec:
     Attributes:
         n_voxels: voxels per subject (for ``nifti``: voxels inside the brain mask).
         n_runs: runs (HP, NIfTI) or training stories (Moth; one repeated story is added).
-        n_features: semantic axes driving the brain, the first of ``CATEGORY_NAMES`` (1-6).
+        world: what drives the brain (``brainmis.data.synthetic.worlds``): ``semantic``
+            (categories), ``probed`` (categories that probing tasks test) or ``unprobed`` (a
+            random partition of the vocabulary).
+        n_features: axes driving the brain (1-6): the world's first ``n_features`` axes.
         n_rois: language ROIs (named from ``ROI_NAMES``).
         roi_fraction: fraction of the voxels inside the ROIs.
         noise_voxel_fraction: fraction of ROI voxels without any signal.
@@ -63,6 +67,7 @@ class SyntheticSpec:
 
     n_voxels: int = 400
     n_runs: int = 4
+    world: str = "semantic"
     n_features: int = 5
     n_rois: int = 3
     roi_fraction: float = 0.6
@@ -85,6 +90,7 @@ class SyntheticSpec:
         checks = [
             (self.n_voxels >= 8, "n_voxels must be at least 8"),
             (self.n_runs >= 2, "n_runs must be at least 2"),
+            (self.world in WORLDS, f"world must be one of {WORLDS}"),
             (
                 1 <= self.n_features <= len(CATEGORY_NAMES),
                 f"n_features must be 1..{len(CATEGORY_NAMES)}",

@@ -83,3 +83,12 @@ def category_vector(word: str, categories: tuple[str, ...] = CATEGORY_NAMES) -> 
     """1.0 / 0.0 per category in ``categories``: does the (normalised) word belong to it."""
     key = normalize_word(word)
     return [1.0 if key in CATEGORY_LEXICONS[name] else 0.0 for name in categories]
+
+
+CATEGORY_TASK_PREFIX = "word-category-"
+
+
+def category_task_name(category: str) -> str:
+    """The built-in probing task that tests membership of ``category``:
+    ``"people"`` -> ``"word-category-people"`` (``brainmis.evaluation.probing.builtin``)."""
+    return f"{CATEGORY_TASK_PREFIX}{category}"

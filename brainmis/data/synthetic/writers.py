@@ -14,7 +14,8 @@ way they load the real distributions. Beside the data:
   voxel over all kept TRs), ``weights_subject_<S>.npy`` ``(F, V)``, ``snr_subject_<S>.npy``
   ``(V,)``, ``signal_voxels.npy`` / ``dead_voxels.npy`` ``(V,)`` bool,
   ``voxel_coords.npy`` ``(V, 3)``, ``word_features.tsv`` (word and its ``F`` values) and
-  ``truth.json`` (parameters, categories, runs, subjects, ROI names). Moth adds
+  ``truth.json`` (parameters, the world and its axes (``categories``), the probing tasks it
+  targets (``probing_task_groups``), runs, subjects, ROI names). Moth adds
   ``true_ceiling_repeat_mean_subject_<S>.npy``: the ceiling of the mean of the repeats of the
   repeated story (what a Schoppe ``cc_max`` estimates), and ``true_ceiling_single_scan_
   repeated_subject_<S>.npy``, the single-scan ceiling on that story alone.
@@ -49,6 +50,7 @@ from brainmis.data.synthetic.spec import (
 )
 from brainmis.data.synthetic.stimulus import StimulusRun
 from brainmis.data.synthetic.textgrid_writer import write_textgrid
+from brainmis.data.synthetic.worlds import probing_task_groups
 from brainmis.errors import refuse_non_empty_dir
 
 SILENCE_SHORT = "sp"  # pauses shorter than SHORT_PAUSE_S are labelled "sp", longer ones ""
@@ -297,7 +299,9 @@ def _write_ground_truth(brain: SyntheticBrain, spec: SyntheticSpec, seed: int, o
         "seed": seed,
         "spec": asdict(spec),
         "tr": brain.tr,
+        "world": spec.world,
         "categories": list(brain.categories),
+        "probing_task_groups": probing_task_groups(spec.world, spec.n_features),
         "runs": [
             {
                 "name": run.name,

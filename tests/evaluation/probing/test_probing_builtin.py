@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from brainmis.data.synthetic.word_categories import CATEGORY_LEXICONS, CATEGORY_TASK_PREFIX
 from brainmis.evaluation.probing.builtin.suite import (
     BUILTIN_TASKS,
     builtin_suite_dir,
@@ -171,6 +172,9 @@ def rule(name: str, inputs: tuple, context: tuple[str, ...]) -> float:  # noqa: 
     if name == "event-order":
         clause = token_word(inputs[0], context)
         return float(any(clause.endswith(e) for e in FIRST_EVENTS))
+    if name.startswith(CATEGORY_TASK_PREFIX):  # the brain's own lexicons define these labels
+        category = name.removeprefix(CATEGORY_TASK_PREFIX)
+        return float(token_word(inputs[0], context).lower() in CATEGORY_LEXICONS[category])
     raise AssertionError(f"no independent rule for task {name}")
 
 
@@ -223,3 +227,17 @@ def test_some_tasks_are_above_chance_on_a_tiny_random_model(tiny_gpt2, tmp_path)
     means = task_means(scores, {t.name: headline_metric(t) for t in tasks})
     above = [name for name, value in means.items() if value > 0.7]  # chance: 0.5
     assert len(above) >= 2, means
+
+
+def test_word_category_splits_hold_different_words(suite):
+    """A word-category probe is tested on words it never saw in training."""
+    category_tasks = [t for t in suite if t.name.startswith(CATEGORY_TASK_PREFIX)]
+    assert len(category_tasks) == len(CATEGORY_LEXICONS)
+    for task in category_tasks:
+        marked = {
+            split: {token_word(item.inputs[0], item.context).lower() for item in task.split(split)}
+            for split in ("train", "dev", "test")
+        }
+        assert marked["train"].isdisjoint(marked["test"]), task.name
+        assert marked["train"].isdisjoint(marked["dev"]), task.name
+        assert len(marked["test"]) >= 10, task.name

@@ -4,7 +4,6 @@ so they are correct by construction."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,8 +28,10 @@ class TaskSpec:
     subfield: str
     task_type: ProbeTaskType
     num_labels: int
-    make: Callable[[random.Random], Sample]
+    make: Callable[..., Sample]
     description: str
+    split_words: bool = False
+    """True when ``make(rng, split)`` draws each split's items from its own words."""
 
 
 def sentence(words: list[str], end: str = ".") -> str:

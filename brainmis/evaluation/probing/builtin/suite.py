@@ -18,13 +18,21 @@ from pathlib import Path
 import yaml
 
 from brainmis.errors import BrainmisInputError
-from brainmis.evaluation.probing.builtin import discourse, morphology, reasoning, semantics, syntax
+from brainmis.evaluation.probing.builtin import (
+    discourse,
+    morphology,
+    reasoning,
+    semantics,
+    syntax,
+    word_category,
+)
 from brainmis.evaluation.probing.builtin.spec import TaskSpec
 from brainmis.evaluation.probing.holmes_reader import ProbingTask, read_holmes_folder
 
 SUITE_VERSION = 1
 BUILTIN_TASKS: tuple[TaskSpec, ...] = (
     *morphology.TASKS, *syntax.TASKS, *semantics.TASKS, *reasoning.TASKS, *discourse.TASKS,
+    *word_category.TASKS,
 )  # fmt: skip
 DEFAULT_SIZES = (1000, 200, 200)  # train, dev, test
 
@@ -55,7 +63,7 @@ def generate_rows(
     rows = []
     for split, count in zip(("train", "dev", "test"), sizes, strict=True):
         for _ in range(count):
-            sample = spec.make(rng)
+            sample = spec.make(rng, split) if spec.split_words else spec.make(rng)
             rows.append(
                 {
                     "id": len(rows),

@@ -1,0 +1,91 @@
+"""``compare --task-groups``: probing tasks tested by named group, and a group against the rest."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from brainmis.analysis.task_groups import read_task_groups
+from brainmis.cli import main as cli_main
+from brainmis.errors import BrainmisInputError
+
+
+def read_csv(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_compare_tests_each_group_and_the_group_against_the_rest(full_study, tmp_path, capsys):
+    root, _ = full_study
+    groups = tmp_path / "groups.tsv"
+    groups.write_text("task\tgroup\nsyntax-task0\ttargeted\nsyntax-task1\ttargeted\n")
+    out = tmp_path / "cmp"
+    code = cli_main(["compare", str(root), "--out", str(out), "--task-groups", str(groups),
+                     "--alternative", "greater"])  # fmt: skip
+    assert code == 0
+    assert "task groups (--task-groups)" in capsys.readouterr().out
+    rows = read_csv(out / "task_group_contrasts.csv")
+    pair = [r for r in rows if (r["condition_a"], r["condition_b"]) == ("preserving", "misaligned")]
+    by_scope = {r["scope"]: r for r in pair}
+    assert set(by_scope) == {"targeted", "other", "targeted vs rest"}
+    # The group's difference, recomputed from the per-task tests: per subject the mean over
+    # the group's tasks of a - b, then the mean over subjects.
+    tests = [
+        r for r in read_csv(out / "probing_task_tests.csv")
+        if (r["condition_a"], r["condition_b"]) == ("preserving", "misaligned")
+    ]  # fmt: skip
+
+    def group_change(in_group):
+        per_subject = {}
+        for r in tests:
+            if in_group(r["task"]):
+                per_subject.setdefault(r["subject"], []).append(
+                    float(r["mean_a"]) - float(r["mean_b"])
+                )
+        return np.mean([np.mean(v) for v in per_subject.values()])
+
+    targeted = group_change(lambda task: task in ("syntax-task0", "syntax-task1"))
+    rest = group_change(lambda task: task not in ("syntax-task0", "syntax-task1"))
+    assert float(by_scope["targeted"]["difference"]) == pytest.approx(targeted, abs=1e-9)
+    assert float(by_scope["other"]["difference"]) == pytest.approx(rest, abs=1e-9)
+    assert float(by_scope["targeted vs rest"]["difference"]) == pytest.approx(
+        targeted - rest, abs=1e-9
+    )
+    # The planted probing effect is the same for every task: the groups change, their
+    # difference does not.
+    assert float(by_scope["targeted"]["p"]) < 0.05
+    assert float(by_scope["targeted vs rest"]["p"]) > 0.05
+    assert by_scope["targeted"]["p_holm"] != ""
+
+
+def test_truth_file_groups(tmp_path):
+    path = tmp_path / "truth.json"
+    path.write_text(json.dumps({"world": "probed", "probing_task_groups": {
+        "tasks": {"word-category-people": "targeted"}, "default": "untargeted"}}))  # fmt: skip
+    groups = read_task_groups(path)
+    assert groups.group_of("word-category-people") == "targeted"
+    assert groups.group_of("negation") == "untargeted"
+    assert groups.named_groups == ["targeted"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("name\tgroup\na\tb\n", "header 'task<TAB>group'"),
+        ("task\tgroup\na\n", "line 2: expected 'task<TAB>group'"),
+        ("task\tgroup\na\tx\na\ty\n", "line 3: task 'a' is in two groups"),
+        ('{"tasks": 3}', "no task groups"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_bad_task_group_files_are_one_line(tmp_path, text, problem):
+    path = tmp_path / "groups.tsv"
+    path.write_text(text)
+    with pytest.raises(
+        BrainmisInputError, match="task-group|" + problem.replace("(", r"\(")
+    ) as error:
+        read_task_groups(path)
+    assert problem in str(error.value) and str(path) in str(error.value)
