@@ -15,9 +15,11 @@ the trainer's datamodule) with the module's ``backbone`` and ``feature_layer``, 
 ridge on the non-test runs against the true targets (never the shuffled training targets)
 and scores the test run (see :mod:`brainmis.evaluation.brain.alignment`). It logs
 ``brain_alignment/mean``, ``/median``, ``/nc_normalized``, ``/roi/<name>``,
-``/seconds`` (its own cost) and a TensorBoard histogram ``brain_alignment/r``, and writes
+``/seconds`` (its own cost), ``/share_significant`` (the per-voxel block permutation test,
+on by default) and a TensorBoard histogram ``brain_alignment/r``, and writes
 ``<log_dir>/evaluation/brain_alignment.json`` (with the voxel selection: ceiling source,
-threshold and counts) and ``brain_r_epoch{E}.npy``.
+threshold and counts), ``brain_r_epoch{E}.npy`` and, with the test, ``brain_p_epoch{E}.npy``
+and ``brain_q_epoch{E}.npy``.
 
 With ``metrics`` beyond ``"ridge"`` (``rsa``, ``cka``, ``procrustes``) or ``layers``
 (``"all"`` or hidden-state indices), each evaluation also writes ``brain_similarity.json`` /
@@ -57,6 +59,12 @@ from brainmis.evaluation.brain.measures import (
     similarity_record,
     write_measure_files,
 )
+from brainmis.evaluation.brain.significance import (
+    DEFAULT_BLOCK_TRS,
+    DEFAULT_FDR_Q,
+    DEFAULT_PERMUTATIONS,
+    permutation_test_options,
+)
 from brainmis.evaluation.brain.similarity import SIMILARITY_METRICS, parse_metrics
 from brainmis.evaluation.extract import hidden_state_count
 from brainmis.run_folder.layout import evaluation_dir
@@ -73,6 +81,9 @@ class BrainAlignmentCallback(Callback):
         metrics: measures from ``ridge, rsa, cka, procrustes`` (the ridge always runs).
         layers: ``"all"`` or hidden-state indices (0 = embeddings) for a layer profile.
         at_fit_start: evaluate the untrained model (epoch label 0).
+        permutations: block permutations of the per-voxel significance test (0: no test).
+        permutation_block: TRs per permuted block of the test run.
+        fdr_q: Benjamini-Hochberg false discovery rate of the significant voxels.
     """
 
     def __init__(
@@ -83,6 +94,9 @@ class BrainAlignmentCallback(Callback):
         at_fit_start: bool = True,
         metrics: list[str] | None = None,
         layers: str | list[int] | None = None,
+        permutations: int = DEFAULT_PERMUTATIONS,
+        permutation_block: int = DEFAULT_BLOCK_TRS,
+        fdr_q: float = DEFAULT_FDR_Q,
     ) -> None:
         super().__init__()
         if every_n_epochs < 0:
@@ -94,6 +108,16 @@ class BrainAlignmentCallback(Callback):
         self.metrics = parse_metrics(metrics or ["ridge"], option="metrics")
         resolve_layers(layers, 10**6, option="layers")  # the spec's form; indices at fit time
         self.layers = layers
+        self.significance = permutation_test_options(
+            permutations,
+            permutation_block,
+            fdr_q,
+            names={
+                "permutations": "permutations",
+                "block_trs": "permutation_block",
+                "fdr_q": "fdr_q",
+            },
+        )
         self.history: list[dict] = []
         self.last_alignment: ModelAlignment | None = None
         self._evaluated_at_step: dict[int, int] = {}  # epoch label -> global step
@@ -161,6 +185,7 @@ class BrainAlignmentCallback(Callback):
             leakage=self.leakage,
             device=pl_module.device,
             seconds_so_far=time.perf_counter() - start,
+            significance=self.significance,
         )
 
     def _report(
