@@ -10,6 +10,9 @@
 - ``tradeoff_<setting>.png``: brain alignment against LM loss per condition (DESIGN 8: the
   price in LM loss of a change in brain alignment, made visible); runs as faint dots,
   condition means ± s.e.m. over subject means.
+- ``layer_profile_<setting>.png``: the ridge's mean voxel r (and each encoder-free measure
+  evaluated) per hidden layer (0 = embeddings), per condition: mean over subjects of the
+  subject means (folds, seeds averaged) ± s.e.m. (``brain_layers.json``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from brainmis.analysis.comparison import Comparison  # noqa: E402
 from brainmis.analysis.curves import Curve, average_curves  # noqa: E402
@@ -299,6 +303,66 @@ def plot_tradeoff(comparison: Comparison, setting: SettingMatrix, path: Path) ->
     return True
 
 
+LAYER_MEASURE_LABELS = {
+    "ridge_mean": "ridge: mean voxel r",
+    "rsa": "RSA (Spearman r of RDMs)",
+    "cka": "linear CKA",
+    "procrustes": "Procrustes similarity",
+}
+
+
+def layer_profiles(setting: SettingMatrix) -> dict[str, dict[str, dict[int, list[float]]]]:
+    """measure -> condition -> layer -> subject means (over that subject's runs)."""
+    collected: dict[tuple[str, str, int, str], list[float]] = {}
+    for loaded in setting.runs:
+        for layer, entry in (loaded.results.layers or {}).items():
+            for measure in LAYER_MEASURE_LABELS:
+                value = entry.get(measure, np.nan)
+                if np.isfinite(value):
+                    key = (measure, loaded.identity.condition, layer, loaded.identity.subject)
+                    collected.setdefault(key, []).append(value)
+    profiles: dict[str, dict[str, dict[int, list[float]]]] = {}
+    for (measure, condition, layer, _), values in sorted(collected.items()):
+        by_layer = profiles.setdefault(measure, {}).setdefault(condition, {})
+        by_layer.setdefault(layer, []).append(float(np.mean(values)))
+    return profiles
+
+
+def plot_layer_profile(setting: SettingMatrix, path: Path) -> bool:
+    """Each measure against the hidden layer per condition: mean ± s.e.m. over subjects."""
+    profiles = layer_profiles(setting)
+    measures = [measure for measure in LAYER_MEASURE_LABELS if measure in profiles]
+    if not measures:
+        return False
+    figure, axes = plt.subplots(1, len(measures), figsize=(4.2 * len(measures), 3.8), squeeze=False)
+    drawn: list[str] = []
+    n_subjects = 0
+    for axis, measure in zip(axes[0], measures, strict=True):
+        for condition in setting.conditions:
+            by_layer = profiles[measure].get(condition)
+            if not by_layer:
+                continue
+            layers = np.array(sorted(by_layer))
+            values = [np.array(by_layer[layer]) for layer in layers]
+            mean = np.array([v.mean() for v in values])
+            sem = np.array([_sem(v) for v in values])
+            n_subjects = max(n_subjects, max(v.size for v in values))
+            colour = condition_colour(condition, setting.conditions)
+            axis.errorbar(layers, mean, yerr=sem, color=colour, marker="o", markersize=3, capsize=2)
+            if condition not in drawn:
+                drawn.append(condition)
+        axis.set_title(LAYER_MEASURE_LABELS[measure], fontsize=10)
+        axis.set_xlabel("hidden layer (0 = embeddings)")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.grid(alpha=0.3)
+    title = (
+        f"Layer profile ({setting.model}, {setting.dataset}; held-out run; mean ± s.e.m. over "
+        f"{n_subjects} subjects)"
+    )
+    _save_with_condition_legend(figure, title, drawn, setting.conditions, path)
+    return True
+
+
 def write_figures(
     comparison: Comparison, out_dir: Path, read_curves: Callable[[Path], dict[str, Curve]]
 ) -> list[Figure]:
@@ -329,6 +393,11 @@ def write_figures(
                 "tradeoff",
                 lambda p, s=setting: plot_tradeoff(comparison, s, p),
                 f"Brain alignment against LM loss per condition ({name}).",
+            ),
+            (
+                "layer_profile",
+                lambda p, s=setting: plot_layer_profile(s, p),
+                f"Brain alignment per hidden layer and condition ({name}).",
             ),
         )
         for kind, draw, caption in plans:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from brainmis.analysis.comparison import POOLED, Comparison, ContrastRow, PairedTestRow
 from brainmis.analysis.figures import Figure
+from brainmis.analysis.measure_agreement import agreement_sentence, measure_agreement
 from brainmis.analysis.probing_stats import AGGREGATE_SCOPES, scope_label
 from brainmis.analysis.tables import (
     CONDITION_HEADER,
@@ -221,10 +222,53 @@ def _setting_blocks(comparison: Comparison, figures: list[Figure]) -> list[Block
             header = ["condition", *[f"{scope_label(s)} (rank)" for s in table.scopes]]
             blocks.append(Table(header, rows))
         blocks += _contrast_blocks(comparison, *key)
+        blocks += _measure_agreement_blocks(comparison, *key)
         for figure in figures:
             if (figure.model, figure.dataset) == key:
                 blocks.append(Image(figure.path, figure.caption))
     return blocks
+
+
+def _measure_agreement_blocks(comparison: Comparison, model: str, dataset: str) -> list[Block]:
+    """RSA, CKA and Procrustes against the ridge: one direction verdict per pair."""
+    rows = [
+        row for row in measure_agreement(comparison) if (row.model, row.dataset) == (model, dataset)
+    ]
+    if not rows:
+        return []
+    return [
+        Heading("Other measures against the ridge (direction of a - b over subjects)", 3),
+        Paragraph(
+            "Encoder-free measures of the same held-out run (brain_similarity.json): RSA, "
+            "linear CKA, orthogonal Procrustes similarity; larger = more aligned for all. "
+            f"{agreement_sentence(rows)}"
+        ),
+        Table(
+            [
+                "a vs b",
+                "measure",
+                "n",
+                "ridge a - b",
+                "a - b",
+                "95% CI",
+                "p (Wilcoxon)",
+                "direction",
+            ],
+            [
+                [
+                    f"{row.condition_a} vs {row.condition_b}",
+                    row.metric,
+                    str(row.n_pairs),
+                    format_number(row.ridge_difference, signed=True),
+                    format_number(row.difference, signed=True),
+                    _interval(row.ci_low, row.ci_high),
+                    format_p(row.p_wilcoxon),
+                    row.verdict,
+                ]
+                for row in rows
+            ],
+        ),
+    ]
 
 
 def _contrast_order(row: ContrastRow) -> tuple:

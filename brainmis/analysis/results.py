@@ -10,6 +10,10 @@
   {"total", "non_finite_dropped", "zero_variance_dropped", "in_roi", "above_ceiling",
   "selected"}}`` (voxel counts).
 - ``evaluation/probing.csv``: long format ``run,epoch,task,subfield,seed,metric,score``.
+- ``evaluation/brain_similarity.json`` and ``evaluation/brain_layers.json`` (optional,
+  ``{"latest_epoch": E, "epochs": {"<E>": record}}``, ``brainmis.evaluation.brain.measures``):
+  the encoder-free measures (``rsa``, ``cka``, ``procrustes``; all voxels) and the per-layer
+  profile (ridge mean r and measures per hidden state) of the latest epoch.
 
 Each file is optional here (``None`` when absent); which results a study needs is decided
 by ``brainmis.analysis.study``. A file that exists but is malformed is an input error
@@ -30,6 +34,8 @@ import numpy as np
 from brainmis.errors import BrainmisInputError
 from brainmis.run_folder.layout import (
     BRAIN_FILE,
+    BRAIN_LAYERS_FILE,
+    BRAIN_SIMILARITY_FILE,
     LM_FILE,
     PROBING_COLUMNS,
     PROBING_FILE,
@@ -94,12 +100,19 @@ class ProbingScores:
 
 @dataclass(frozen=True)
 class RunResults:
-    """What a run folder's ``evaluation/`` holds; ``None`` for a file that is not there."""
+    """What a run folder's ``evaluation/`` holds; ``None`` for a file that is not there.
+
+    ``similarity``: measure name -> value over all voxels (latest epoch of
+    ``brain_similarity.json``; NaN for a null). ``layers``: hidden-state index -> measure
+    name (``ridge_mean``, ``ridge_median``, ``ridge_nc_normalized``, ``rsa``...) -> value
+    (latest epoch of ``brain_layers.json``)."""
 
     lm_epoch: int | None
     lm_loss: float | None
     brain: BrainAlignment | None
     probing: ProbingScores | None
+    similarity: dict[str, float] | None = None
+    layers: dict[int, dict[str, float]] | None = None
 
     def kinds(self) -> set[str]:
         """Names of the result kinds present: ``lm``, ``brain``, ``probing``."""
@@ -251,6 +264,54 @@ def read_probing_scores(path: Path) -> ProbingScores:
     return ProbingScores(epoch=latest, subfields=subfields, scores=scores)
 
 
+def _latest_epoch_record(path: Path, what: str) -> dict[str, Any]:
+    """The record of the highest epoch in a ``{"epochs": {"<E>": record}}`` file."""
+    values = read_mapping(path, what)
+    epochs = values.get("epochs")
+    if not isinstance(epochs, dict) or not epochs:
+        raise BrainmisInputError(path, f"not a {what}: no 'epochs' object with a record")
+    if not all(str(key).isdigit() and isinstance(rec, dict) for key, rec in epochs.items()):
+        raise BrainmisInputError(path, "'epochs' must map epoch numbers to objects")
+    return epochs[max(epochs, key=int)]
+
+
+def _measure_values(path: Path, values: Any, where: str) -> dict[str, float]:
+    if not isinstance(values, dict):
+        raise BrainmisInputError(path, f"'{where}' must be an object, got {values!r}")
+    checked = {}
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BrainmisInputError(path, f"'{where}.{name}' must be a number or null")
+        checked[str(name)] = math.nan if value is None else float(value)
+    return checked
+
+
+def read_brain_similarity(path: Path) -> dict[str, float]:
+    """Measure name -> value over all voxels, of the latest epoch of ``brain_similarity.json``."""
+    record = _latest_epoch_record(path, "brain-similarity record")
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict):
+        raise BrainmisInputError(path, "the record has no 'metrics' object")
+    overall = {}
+    for name, score in metrics.items():
+        if not isinstance(score, dict):
+            raise BrainmisInputError(path, f"'metrics.{name}' must be an object")
+        overall[name] = score.get("all")
+    return _measure_values(path, overall, "metrics")
+
+
+def read_layer_profile(path: Path) -> dict[int, dict[str, float]]:
+    """Hidden-state index -> measure -> value, of the latest epoch of ``brain_layers.json``."""
+    record = _latest_epoch_record(path, "layer-profile record")
+    layers = record.get("layers")
+    if not isinstance(layers, dict) or not all(str(key).isdigit() for key in layers):
+        raise BrainmisInputError(path, "'layers' must map hidden-state indices to objects")
+    return {
+        int(layer): _measure_values(path, entry, f"layers.{layer}")
+        for layer, entry in sorted(layers.items(), key=lambda item: int(item[0]))
+    }
+
+
 def read_run_results(run_dir: Path) -> RunResults:
     """Every result file in ``run_dir/evaluation`` (absent files -> None)."""
     evaluation = evaluation_dir(run_dir)
@@ -263,4 +324,17 @@ def read_run_results(run_dir: Path) -> RunResults:
     probing = None
     if (evaluation / PROBING_FILE).is_file():
         probing = read_probing_scores(evaluation / PROBING_FILE)
-    return RunResults(lm_epoch=lm_epoch, lm_loss=lm_loss, brain=brain, probing=probing)
+    similarity = None
+    if (evaluation / BRAIN_SIMILARITY_FILE).is_file():
+        similarity = read_brain_similarity(evaluation / BRAIN_SIMILARITY_FILE)
+    layers = None
+    if (evaluation / BRAIN_LAYERS_FILE).is_file():
+        layers = read_layer_profile(evaluation / BRAIN_LAYERS_FILE)
+    return RunResults(
+        lm_epoch=lm_epoch,
+        lm_loss=lm_loss,
+        brain=brain,
+        probing=probing,
+        similarity=similarity,
+        layers=layers,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from brainmis.errors import BrainmisInputError
 from brainmis.evaluation.brain.similarity import (
@@ -115,3 +116,15 @@ def test_parse_metrics_orders_and_refuses_unknown_names():
         parse_metrics("ridge,foo")
     with pytest.raises(BrainmisInputError, match="metrics: got nothing"):
         parse_metrics("", option="metrics")
+
+
+def test_principal_projection_spans_the_top_components_orthonormally(rng):
+    from brainmis.evaluation.brain.similarity import principal_projection
+
+    wide = rng.standard_normal((20, 50)) * np.linspace(3, 0.1, 50)
+    tall = rng.standard_normal((80, 6)) * np.linspace(3, 0.5, 6)
+    for train in (wide, tall):
+        axes = principal_projection(torch.as_tensor(train), 4).numpy()
+        np.testing.assert_allclose(axes.T @ axes, np.eye(4), atol=1e-8)
+        _, _, vh = np.linalg.svd(train - train.mean(0), full_matrices=False)
+        np.testing.assert_allclose(np.abs(axes.T @ vh[:4].T), np.eye(4), atol=1e-6)

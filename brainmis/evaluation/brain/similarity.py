@@ -197,9 +197,19 @@ def standardised_features(
 
 def principal_projection(train: torch.Tensor, dims: int) -> torch.Tensor:
     """``(F, dims)`` the first ``dims`` principal axes of the (already centred) ``train``
-    rows ``(n_train, F)``."""
-    _, _, vh = torch.linalg.svd(_centred(train), full_matrices=False)
-    return vh[:dims].T
+    rows ``(n_train, F)``, from the eigenvectors of the smaller Gram matrix (``n_train x
+    n_train`` or ``F x F``; far faster than an SVD on CPU). Axes of zero variance are dropped,
+    so the result may have fewer than ``dims`` columns."""
+    x = _centred(train)
+    if x.shape[0] < x.shape[1]:
+        eigenvalues, vectors = torch.linalg.eigh(x @ x.T)  # ascending
+        order = eigenvalues.flip(0)[:dims]
+        keep = order > order[0] * 1e-10
+        axes = x.T @ vectors.flip(1)[:, :dims][:, keep]
+        return axes / order[keep].sqrt()
+    eigenvalues, vectors = torch.linalg.eigh(x.T @ x)
+    order = eigenvalues.flip(0)[:dims]
+    return vectors.flip(1)[:, :dims][:, order > order[0] * 1e-10]
 
 
 def held_out_similarity(
