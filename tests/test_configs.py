@@ -94,7 +94,9 @@ def test_paper_config_instantiates_with_tiny_model_and_synthetic_data(
     assert cli.trainer.logger.name == Path(name).stem
 
 
-@pytest.mark.parametrize("condition", ["misaligned", "preserving", "tuned", "lm_only"])
+@pytest.mark.parametrize(
+    "condition", ["misaligned", "preserving", "tuned", "lm_only", "noise_adversary"]
+)
 def test_demo_config_runs_through_brainmis_cli(condition, tiny_models, synthetic_cache, tmp_path):
     """One training step of the demo config (probing narrowed to one task: the full built-in
     suite is tested in tests/evaluation/probing); the run manifest says what ran."""
@@ -118,6 +120,7 @@ def test_demo_config_runs_through_brainmis_cli(condition, tiny_models, synthetic
     assert manifest["identity"]["condition"] == condition
     assert manifest["identity"]["dataset"] == "synthetic-hp"  # the demo's synthetic default
     assert manifest["config"]["data"]["shuffle_targets"] is (condition == "preserving")
+    assert manifest["config"]["data"]["noise_targets"] is (condition == "noise_adversary")
     trainer = manifest["config"]["trainer"]
     assert (trainer["accelerator"], trainer["precision"]) == ("CPUAccelerator", "32-true")
     assert trainer["max_steps"] == 1  # fast_dev_run

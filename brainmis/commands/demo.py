@@ -121,7 +121,12 @@ def run_summary(run_dir: Path) -> str:
 def main(argv: list[str]) -> int:
     parser = ToolArgumentParser(prog="brainmis demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="new or empty folder")
-    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        default=list(CONDITIONS),
+        choices=(*CONDITIONS, "noise_adversary"),  # optional: not in the default demo
+    )
     parser.add_argument("--subjects", nargs="+", default=None, help="default: every subject")
     parser.add_argument("--pretrain-steps", type=int, default=300, help="LM steps of the model")
     parser.add_argument("--verbose", action="store_true", help="keep library warnings and banners")

@@ -5,6 +5,7 @@ Links, so that one line of a config sets what belongs together:
 - ``data.n_voxels -> model.n_voxels`` once the datamodule exists (voxel selection decides it);
 - ``model.pretrained_path -> data.tokenizer_path`` (the model's own tokenizer);
 - ``model.condition -> data.shuffle_targets`` (true for ``preserving`` only);
+- ``model.condition -> data.noise_targets`` (true for ``noise_adversary`` only);
 - ``data.context_trs -> model.context_trs``.
 
 ``--probing.holmes DIR`` (or ``probing: {holmes: DIR}`` in a config) points the trainer's
@@ -56,6 +57,11 @@ def shuffle_targets_for(condition: str) -> bool:
     return condition == "preserving"
 
 
+def noise_targets_for(condition: str) -> bool:
+    """The ``noise_adversary`` condition trains against matched noise instead of responses."""
+    return condition == "noise_adversary"
+
+
 class BrainmisCLI(LightningCLI):
     """LightningCLI with the model/data links of this project."""
 
@@ -65,6 +71,7 @@ class BrainmisCLI(LightningCLI):
         parser.link_arguments(
             "model.condition", "data.shuffle_targets", compute_fn=shuffle_targets_for
         )
+        parser.link_arguments("model.condition", "data.noise_targets", compute_fn=noise_targets_for)
         parser.link_arguments("data.context_trs", "model.context_trs")
         parser.add_argument(
             "--probing.holmes",

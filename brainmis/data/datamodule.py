@@ -20,7 +20,11 @@ Batches follow the contract in docs/architecture.md ("Batches").
 
 Targets under ``shuffle_targets`` (the ``preserving`` control): see
 ``brainmis.data.target_shuffle``; training and validation windows are shuffled separately,
-test windows and ``true_targets`` never. Training batches are drawn in random order and the
+test windows and ``true_targets`` never. Under ``noise_targets`` (the ``noise_adversary``
+condition) the training and validation targets are replaced by AR(1) noise matched per run
+and voxel to the real targets' mean, standard deviation and lag-1 autocorrelation (see
+``brainmis.data.target_noise``); test windows and ``true_targets`` again keep the real
+responses. Training batches are drawn in random order and the
 last incomplete batch is dropped (when the training set holds at least one full batch), so
 the brain loss's per-batch correlation always sees ``batch_size`` samples.
 """
@@ -39,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from brainmis.data.alignment import WindowTable, build_window_table, zscored_targets
 from brainmis.data.records import BrainDataset, Subject
 from brainmis.data.splits import FoldSplit, fold_split
+from brainmis.data.target_noise import noise_targets
 from brainmis.data.target_shuffle import SHUFFLE_MODES, shuffled_target_source
 from brainmis.data.window_tokens import (
     PaddedWindows,
@@ -171,6 +176,9 @@ class BrainDataModule(LightningDataModule):
         shuffle_targets: pair training/validation stimuli with shuffled targets (control).
         shuffle_mode: ``permutation`` or ``circular_shift`` (within runs).
         shuffle_seed: seed of the target shuffle.
+        noise_targets: replace training/validation targets by matched AR(1) noise (the
+            ``noise_adversary`` condition; the CLI links it from ``model.condition``).
+        noise_seed: seed of the noise targets.
     """
 
     def __init__(
@@ -195,6 +203,8 @@ class BrainDataModule(LightningDataModule):
         shuffle_targets: bool = False,
         shuffle_mode: str = "permutation",
         shuffle_seed: int = 0,
+        noise_targets: bool = False,
+        noise_seed: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -263,6 +273,11 @@ class BrainDataModule(LightningDataModule):
         if hp.shuffle_mode not in SHUFFLE_MODES:
             problems.append(
                 f"shuffle_mode must be one of {', '.join(SHUFFLE_MODES)}, got {hp.shuffle_mode!r}"
+            )
+        if hp.shuffle_targets and hp.noise_targets:
+            problems.append(
+                "shuffle_targets and noise_targets are both set; a run trains on one kind of "
+                "control targets (preserving: shuffled, noise_adversary: noise)"
             )
         if hp.rois is not None and len(hp.rois) == 0:
             problems.append("rois is an empty list; give ROI names or leave it unset for all")
@@ -359,6 +374,14 @@ class BrainDataModule(LightningDataModule):
                     self.hparams.shuffle_seed,
                 )
                 self.targets = self.true_targets[self.target_source]
+            elif self.hparams.noise_targets:
+                self.target_source = np.arange(len(self.window_table), dtype=np.int64)
+                self.targets = noise_targets(
+                    self.true_targets,
+                    self.window_runs,
+                    (self.split.train, self.split.val),
+                    self.hparams.noise_seed,
+                )
             else:
                 self.target_source = np.arange(len(self.window_table), dtype=np.int64)
                 self.targets = self.true_targets
@@ -396,12 +419,14 @@ class BrainDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        """Training windows in random order; shuffled targets under ``shuffle_targets``."""
+        """Training windows in random order; shuffled targets under ``shuffle_targets``,
+        noise under ``noise_targets``."""
         self.setup()
         return self._loader(self.split.train, self.targets, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        """Validation windows in table order; shuffled targets under ``shuffle_targets``."""
+        """Validation windows in table order; shuffled targets under ``shuffle_targets``,
+        noise under ``noise_targets``."""
         self.setup()
         return self._loader(self.split.val, self.targets)
 

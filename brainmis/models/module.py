@@ -13,6 +13,20 @@ The condition decides what the backbone learns from the head:
 - ``tuned``: no reversal: the backbone learns to predict the brain.
 - ``lm_only``: the backbone learns from the LM loss only; the head is trained on detached
   features, so its r is still logged.
+- ``noise_adversary``: the misaligned recipe against AR(1) noise with the voxels' mean,
+  variance and lag-1 autocorrelation (the CLI links ``condition`` to ``data.noise_targets``):
+  what adversarial training does to the model by itself, with no stimulus information in
+  the targets at all.
+
+Two options act on the reversed conditions (docs/training.md):
+
+- ``lm_budget``: the reversal strength is set by a PI controller
+  (``brainmis.models.lm_budget``) from the LM loss on the validation windows, measured every
+  ``lm_budget_every`` steps, so that the held-out LM loss stays within the budget of a
+  reference (the pretrained model's, measured at fit start, or ``lm_reference``).
+- ``head_refit_every``: every N steps the head is re-fitted in closed form by ridge on the
+  last ``head_refit_batches`` batches' features (``brainmis.models.head_refit``), so the
+  backbone cannot escape the adversary by flipping the sign of the brain information.
 
 Checkpoints hold only the trainable weights (LoRA + head). The training order and the
 global torch RNG (BERT masks, dropout) of every epoch are seeded from (seed, epoch, rank), so
@@ -25,6 +39,7 @@ import json
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,14 +52,19 @@ from brainmis.models.backbone import MASKED_LM_FAMILIES, load_backbone
 from brainmis.models.brain_head import BrainHead
 from brainmis.models.features import pool_groups, transformer_body
 from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, reverse_gradient
+from brainmis.models.head_refit import FeatureBuffer, ridge_head_weights
+from brainmis.models.lm_budget import LMBudgetController
 from brainmis.models.lora import add_lora
 from brainmis.models.losses import pearson_loss
 from brainmis.models.masking import IGNORE_INDEX, mask_tokens
 from brainmis.run_folder.layout import LM_FILE, evaluation_dir
 from brainmis.run_folder.trainer import epochs_finished, run_folder
+from brainmis.structured_files import read_mapping
 
-CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only")
-REVERSED_CONDITIONS = ("misaligned", "preserving")
+CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only", "noise_adversary")
+REVERSED_CONDITIONS = ("misaligned", "preserving", "noise_adversary")
+LM_BUDGET_STATE = "brainmis_lm_budget"  # checkpoint keys of the controller and the buffer
+HEAD_REFIT_STATE = "brainmis_head_refit_buffer"
 EVAL_MASK_SEED = 1234  # fixed BERT masks in validation/test, comparable across epochs and runs
 
 
@@ -65,6 +85,39 @@ def hidden_states_of(output: Any) -> tuple[torch.Tensor, ...]:
             " (one process per device) or ddp_fork"
         )
     return output.hidden_states
+
+
+def given_lm_reference(value: float | str | None) -> float | None:
+    """``model.lm_reference`` as a held-out LM loss (nats per token), or None.
+
+    A number is taken as it is; a path names a run folder (its ``evaluation/lm.json`` is
+    read) or an ``lm.json`` itself.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+        source: Any = None
+    else:
+        path = Path(str(value))
+        source = evaluation_dir(path) / LM_FILE if path.is_dir() else path
+        if not source.is_file():
+            raise BrainmisInputError(
+                source,
+                "model.lm_reference: no such file (give a run folder, its lm.json or a number)",
+            )
+        record = read_mapping(source, "held-out LM loss record")
+        number = record.get("lm_loss")
+        if not isinstance(number, int | float) or isinstance(number, bool):
+            raise BrainmisInputError(
+                source, "model.lm_reference: the record has no numeric lm_loss"
+            )
+        number = float(number)
+    if not (math.isfinite(number) and number > 0):
+        raise BrainmisInputError(
+            source, f"model.lm_reference: the reference LM loss must be > 0, got {number}"
+        )
+    return number
 
 
 class BrainMisalignmentModule(LightningModule):
@@ -97,6 +150,24 @@ class BrainMisalignmentModule(LightningModule):
             adversarial head must re-fit faster than the backbone moves, or the backbone
             only flips the sign of the brain information instead of removing it.
         mlm_probability: share of tokens predicted by the masked-LM loss (bert).
+        lm_budget: relative LM-loss budget (0.01 = at most 1% above the reference); None =
+            off. Reversed conditions only. The controller's lambda replaces ``grl_lambda``
+            and its schedule.
+        lm_reference: the reference: None = the pretrained model's LM loss on the
+            validation windows, measured at fit start; a number, or a run folder (or its
+            ``evaluation/lm.json``), = a held-out LM loss as ``lm.json`` records it (test
+            run), carried over to the validation windows by the pretrained model's ratio
+            of validation to test loss, both measured at fit start.
+        lm_budget_every: training steps between two controller updates.
+        lm_budget_batches: validation batches measured per update (None = all).
+        lm_budget_lambda_max: the controller's ceiling on lambda.
+        lm_budget_kp, lm_budget_ki, lm_budget_kd: proportional, integral and derivative gains
+            (lambda per unit of relative excess; see ``brainmis.models.lm_budget``).
+        lm_budget_setpoint: fraction of the budget the controller aims at.
+        head_refit_every: re-fit the head by ridge every this many training steps (0 = off).
+        head_refit_batches: training batches in the re-fit's buffer.
+        head_refit_l2: ridge penalty of the re-fit, relative to the mean squared norm of the
+            centred features.
     """
 
     def __init__(
@@ -125,6 +196,18 @@ class BrainMisalignmentModule(LightningModule):
         weight_decay: float = 0.0,
         head_lr: float | None = 5e-3,
         mlm_probability: float = 0.15,
+        lm_budget: float | None = None,
+        lm_reference: float | str | None = None,
+        lm_budget_every: int = 5,
+        lm_budget_batches: int | None = None,
+        lm_budget_lambda_max: float = 0.2,
+        lm_budget_kp: float = 2.0,
+        lm_budget_ki: float = 0.25,
+        lm_budget_kd: float = 50.0,
+        lm_budget_setpoint: float = 0.5,
+        head_refit_every: int = 0,
+        head_refit_batches: int = 8,
+        head_refit_l2: float = 1.0,
     ):
         super().__init__()
         if condition not in CONDITIONS:
@@ -140,6 +223,9 @@ class BrainMisalignmentModule(LightningModule):
                 None, f"need n_voxels >= 1 and context_trs >= 1, got {n_voxels}, {context_trs}"
             )
         self.save_hyperparameters()
+        self.lm_budget_controller = self._make_budget_controller()
+        self.given_lm_reference = given_lm_reference(lm_reference)
+        self.feature_buffer = self._make_feature_buffer()
         loaded = load_backbone(pretrained_path, family=family, dtype=dtype)
         self.family = loaded.family
         self.tokenizer = loaded.tokenizer
@@ -173,6 +259,49 @@ class BrainMisalignmentModule(LightningModule):
         self.strict_loading = False
         self._step_started = 0.0
         self._eval_generator: torch.Generator | None = None
+        self._budget_batches: list[dict[str, torch.Tensor]] | None = None
+
+    def _make_budget_controller(self) -> LMBudgetController | None:
+        hp = self.hparams
+        if hp.lm_budget is None:
+            if hp.lm_reference is not None:
+                raise BrainmisInputError(
+                    None, "model.lm_reference is set but model.lm_budget is not"
+                )
+            return None
+        if hp.condition not in REVERSED_CONDITIONS:
+            raise BrainmisInputError(
+                None,
+                f"model.lm_budget controls the reversal strength, so it needs a reversed "
+                f"condition ({', '.join(REVERSED_CONDITIONS)}), not {hp.condition!r}",
+            )
+        if hp.lm_budget_every < 1 or (
+            hp.lm_budget_batches is not None and hp.lm_budget_batches < 1
+        ):
+            raise BrainmisInputError(
+                None,
+                f"model.lm_budget_every must be >= 1 and model.lm_budget_batches >= 1 (or null), "
+                f"got {hp.lm_budget_every}, {hp.lm_budget_batches}",
+            )
+        return LMBudgetController(
+            budget=float(hp.lm_budget),
+            lambda_max=float(hp.lm_budget_lambda_max),
+            k_p=float(hp.lm_budget_kp),
+            k_i=float(hp.lm_budget_ki),
+            k_d=float(hp.lm_budget_kd),
+            setpoint=float(hp.lm_budget_setpoint),
+        )
+
+    def _make_feature_buffer(self) -> FeatureBuffer | None:
+        hp = self.hparams
+        if hp.head_refit_every < 0 or hp.head_refit_batches < 1 or not hp.head_refit_l2 > 0:
+            raise BrainmisInputError(
+                None,
+                "need model.head_refit_every >= 0 (0 = off), model.head_refit_batches >= 1 and "
+                f"model.head_refit_l2 > 0, got {hp.head_refit_every}, {hp.head_refit_batches}, "
+                f"{hp.head_refit_l2}",
+            )
+        return FeatureBuffer(hp.head_refit_batches) if hp.head_refit_every > 0 else None
 
     # ---------------------------------------------------------------- forward pieces
     def lm_loss_and_features(
@@ -242,7 +371,10 @@ class BrainMisalignmentModule(LightningModule):
         return lm_loss, features, chosen.sum()
 
     def grl_lambda_now(self) -> float:
-        """Reversal strength at the current training progress (global step / total steps)."""
+        """Reversal strength: the budget controller's lambda under ``lm_budget``, else the
+        schedule's at the current training progress (global step / total steps)."""
+        if self.lm_budget_controller is not None:
+            return self.lm_budget_controller.strength
         total = self.trainer.estimated_stepping_batches if self._trainer is not None else math.inf
         progress = self.global_step / total if math.isfinite(total) and total > 0 else 1.0
         return grl_strength(
@@ -264,6 +396,8 @@ class BrainMisalignmentModule(LightningModule):
         predicted = self.head(self.head_input(features, strength))
         brain_loss = pearson_loss(predicted, batch["targets"])
         loss = self.hparams.w_lm * lm_loss + self.hparams.w_ba * brain_loss + self.head.penalty()
+        if self.feature_buffer is not None:
+            self.feature_buffer.add(features, batch["targets"])
         if self.writes_logs_now():
             batch_size = batch["input_ids"].shape[0]
             self.log_dict(
@@ -317,6 +451,15 @@ class BrainMisalignmentModule(LightningModule):
 
     def on_train_start(self) -> None:
         self._seed_epoch_order(self.current_epoch)  # fresh fit: 0; resumed fit: the next one
+        self._last_adapted_step = self.global_step
+        controller = self.lm_budget_controller
+        if controller is not None:
+            # Fetch the measurement windows now, before the epoch's seeding: a DataLoader
+            # draws a seed from the global RNG when iterated, which mid-epoch would change
+            # the dropout of a resumed fit (its cache is empty) but not of an uninterrupted one.
+            self._budget_windows()
+            if controller.reference is None:  # a fresh fit, not a resumed one
+                self._start_lm_budget(controller)
 
     def on_train_epoch_end(self) -> None:
         self._seed_epoch_order(self.current_epoch + 1)
@@ -327,6 +470,7 @@ class BrainMisalignmentModule(LightningModule):
         self._step_started = time.perf_counter()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self._adapt_after_step()
         # global_step has advanced by one since training_step: compare with the step before
         every = max(int(self.trainer.log_every_n_steps or 1), 1)
         if self.global_step % every != 0 and not (
@@ -336,6 +480,88 @@ class BrainMisalignmentModule(LightningModule):
         seconds = time.perf_counter() - self._step_started
         tokens = float(batch["attention_mask"].sum())
         self.log("tokens_per_s", tokens / max(seconds, 1e-9), batch_size=len(batch["input_ids"]))
+
+    # ---------------------------------------------------------------- budget and re-fit
+    def _adapt_after_step(self) -> None:
+        """After an optimizer step: a controller update every ``lm_budget_every`` steps and a
+        head re-fit every ``head_refit_every`` steps (once per step under accumulation)."""
+        step = self.global_step
+        if step == getattr(self, "_last_adapted_step", None):
+            return
+        self._last_adapted_step = step
+        controller = self.lm_budget_controller
+        if controller is not None and step % self.hparams.lm_budget_every == 0:
+            lm_loss = self.budget_lm_loss()
+            controller.update(lm_loss)
+            self._log_lm_budget(lm_loss)
+        buffer = self.feature_buffer
+        if buffer is not None and len(buffer) and step % self.hparams.head_refit_every == 0:
+            self.refit_head()
+
+    def _budget_windows(self) -> list[dict[str, torch.Tensor]]:
+        """The controller's measurement windows: the first ``lm_budget_batches`` batches of
+        the datamodule's validation loader (all of them by default), kept after first use."""
+        if self._budget_batches is None:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if datamodule is None:
+                raise BrainmisInputError(
+                    None, "model.lm_budget measures the validation windows: fit with a datamodule"
+                )
+            limit = self.hparams.lm_budget_batches
+            batches = []
+            for batch in datamodule.val_dataloader():
+                if limit is not None and len(batches) >= limit:
+                    break
+                batches.append(batch)
+            if not batches:
+                raise BrainmisInputError(
+                    None, "model.lm_budget: the datamodule has no validation windows to measure"
+                )
+            self._budget_batches = batches
+        return self._budget_batches
+
+    def budget_lm_loss(self) -> float:
+        """LM loss on the controller's measurement windows (nats per token, eval mode)."""
+        return self.held_out_lm_loss(self._budget_windows())
+
+    def _start_lm_budget(self, controller: LMBudgetController) -> None:
+        """At fit start: fix the reference and make the first update (relative excess 0 with
+        the pretrained model's own loss as reference)."""
+        start_loss = self.budget_lm_loss()
+        reference = start_loss
+        if self.given_lm_reference is not None:
+            pretrained_test = self.held_out_lm_loss(self.trainer.datamodule.test_dataloader())
+            reference = start_loss * self.given_lm_reference / pretrained_test
+        controller.set_reference(reference)
+        controller.update(start_loss)
+        self._log_lm_budget(start_loss)
+
+    def _log_lm_budget(self, lm_loss: float) -> None:
+        """The controller's trace, written straight to the loggers at every update (whatever
+        ``log_every_n_steps``): ``budget/grl_lambda``, ``budget/relative_excess``,
+        ``budget/lm_loss``, ``budget/reference``."""
+        controller = self.lm_budget_controller
+        metrics = {
+            "budget/grl_lambda": controller.strength,
+            "budget/relative_excess": controller.relative_excess,
+            "budget/lm_loss": lm_loss,
+            "budget/reference": controller.reference,
+        }
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+
+    @torch.no_grad()
+    def refit_head(self) -> None:
+        """Replace the head's weight and bias by the ridge solution on the buffered batches
+        (``brainmis.models.head_refit``). Under DDP every rank takes rank 0's solution."""
+        features, targets = self.feature_buffer.stacked(self.head.linear.weight.device)
+        weight, bias = ridge_head_weights(features, targets, self.hparams.head_refit_l2)
+        linear = self.head.linear
+        linear.weight.copy_(weight.to(linear.weight.dtype))
+        linear.bias.copy_(bias.to(linear.bias.dtype))
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.broadcast(linear.weight.data, src=0)
+            torch.distributed.broadcast(linear.bias.data, src=0)
 
     def configure_gradient_clipping(
         self,
@@ -458,6 +684,10 @@ class BrainMisalignmentModule(LightningModule):
             key: value for key, value in checkpoint["state_dict"].items() if key in keep
         }
         checkpoint["brainmis_trainable_keys"] = sorted(keep)
+        if self.lm_budget_controller is not None:
+            checkpoint[LM_BUDGET_STATE] = self.lm_budget_controller.state_dict()
+        if self.feature_buffer is not None:
+            checkpoint[HEAD_REFIT_STATE] = self.feature_buffer.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         missing = sorted(set(self.trainable_state_keys()) - set(checkpoint["state_dict"]))
@@ -467,3 +697,7 @@ class BrainMisalignmentModule(LightningModule):
                 f"checkpoint lacks {len(missing)} trainable weights of this model (e.g."
                 f" {missing[0]}): it was made with another model or LoRA setting",
             )
+        if self.lm_budget_controller is not None and LM_BUDGET_STATE in checkpoint:
+            self.lm_budget_controller.load_state_dict(checkpoint[LM_BUDGET_STATE])
+        if self.feature_buffer is not None and HEAD_REFIT_STATE in checkpoint:
+            self.feature_buffer.load_state_dict(checkpoint[HEAD_REFIT_STATE])
