@@ -57,15 +57,6 @@ def test_evaluate_brain_writes_p_q_and_the_record(fitted_run, tiny_gpt2_path, tm
         assert test["per_roi"][name]["n_significant"] == int((q[mask] <= 0.1).sum())
 
 
-def test_permutations_zero_turns_the_test_off(fitted_run, tiny_gpt2_path, tmp_path):
-    _, _, datamodule = fitted_run
-    out = tmp_path / "untested"
-    command = pretrained_evaluation(tiny_gpt2_path, datamodule, out, "--permutations", "0")
-    assert brainmis_main(command) == 0
-    assert not (out / "brain_p_epoch0.npy").exists()
-    assert json.loads((out / "brain_alignment.json").read_text())["significance"] is None
-
-
 @pytest.mark.parametrize(
     ("option", "message"),
     [

@@ -216,17 +216,27 @@ class _BlockLayout:
         """``(n_rows, b)`` dot products of predicted blocks with response slots, from
         z-scored ``P`` and ``Y`` ``(n_trs, b)``."""
         k, L, m = self.full, self.block, self.rest
-        blocks = P[: k * L].reshape(k, L, -1).permute(2, 0, 1)  # (b, k, L)
-        before = Y[: k * L].reshape(k, L, -1).permute(2, 1, 0)  # (b, L, k)
-        parts = [torch.bmm(blocks, before).permute(1, 2, 0).reshape(k * k, -1)]
+        blocks = P[: k * L].reshape(k, L, -1)
+        parts = [_block_slot_products(blocks, Y[: k * L].reshape(k, L, -1))]
         if m:
-            after = Y[m : m + k * L].reshape(k, L, -1).permute(2, 1, 0)
-            parts.append(torch.bmm(blocks, after).permute(1, 2, 0).reshape(k * k, -1))
+            parts.append(_block_slot_products(blocks, Y[m : m + k * L].reshape(k, L, -1)))
             windows = (torch.arange(k + 1, device=Y.device) * L)[:, None] + torch.arange(
                 m, device=Y.device
             )
             parts.append((Y[windows] * P[k * L :][None]).sum(1))  # (k + 1, b)
         return torch.cat(parts)
+
+
+def _block_slot_products(blocks: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """``(k * k, b)``: row ``i * k + j`` is the dot product over the ``L`` TRs of block i of
+    ``blocks`` with slot j of ``slots`` (both ``(k, L, b)``), per voxel. One multiply-add
+    of ``(k, k, b)`` per TR of a block (about 3x faster on CPU than a batched matrix product
+    of ``b`` tiny ``(k, L) @ (L, k)`` matrices)."""
+    k, L, width = blocks.shape
+    products = blocks.new_zeros(k, k, width)
+    for t in range(L):
+        products.addcmul_(blocks[:, t, None, :], slots[None, :, t, :])
+    return products.reshape(k * k, width)
 
 
 def _zscore_over_time(values: torch.Tensor) -> torch.Tensor:
