@@ -20,6 +20,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # two more fits with the demo callbacks, then compare: ~45 s on 2 cores
 def test_noise_adversary_fits_and_compare_lists_it(fitted_study, tmp_path):
     """Two short noise_adversary fits (the fitted study's model, data and settings) beside
     the fitted study's misaligned and preserving runs: compare lists them with their values
