@@ -157,6 +157,7 @@ def test_synthetic_modules_depend_one_way():
     """Each module of the generator imports only generator modules listed before it."""
     order = [
         "word_categories",
+        "worlds",
         "stimulus",
         "hrf",
         "spec",

@@ -3,6 +3,7 @@
 One module per idea, each depending only on the ones before it:
 
 - ``word_categories``: the semantic lexicons the simulated brain responds to;
+- ``worlds``: which property of the words drives the brain (semantic, probed, unprobed);
 - ``stimulus``: the narrative (``narrative.txt``) cut into runs and timed (``StimulusRun``);
 - ``hrf``: the canonical double-gamma HRF;
 - ``spec``: the settings (``SyntheticSpec``, ``make_spec``) and in-memory records
