@@ -20,7 +20,7 @@ The condition decides what the backbone learns from the head:
 
 Two options act on the reversed conditions (docs/training.md):
 
-- ``lm_budget``: the reversal strength is set by a PI controller
+- ``lm_budget``: the reversal strength is set by a PID controller
   (``brainmis.models.lm_budget``) from the LM loss on the validation windows, measured every
   ``lm_budget_every`` steps, so that the held-out LM loss stays within the budget of a
   reference (the pretrained model's, measured at fit start, or ``lm_reference``).
@@ -260,6 +260,7 @@ class BrainMisalignmentModule(LightningModule):
         self._step_started = 0.0
         self._eval_generator: torch.Generator | None = None
         self._budget_batches: list[dict[str, torch.Tensor]] | None = None
+        self._last_adapted_step: int | None = None
 
     def _make_budget_controller(self) -> LMBudgetController | None:
         hp = self.hparams
@@ -486,7 +487,7 @@ class BrainMisalignmentModule(LightningModule):
         """After an optimizer step: a controller update every ``lm_budget_every`` steps and a
         head re-fit every ``head_refit_every`` steps (once per step under accumulation)."""
         step = self.global_step
-        if step == getattr(self, "_last_adapted_step", None):
+        if step == self._last_adapted_step:
             return
         self._last_adapted_step = step
         controller = self.lm_budget_controller
@@ -525,8 +526,9 @@ class BrainMisalignmentModule(LightningModule):
         return self.held_out_lm_loss(self._budget_windows())
 
     def _start_lm_budget(self, controller: LMBudgetController) -> None:
-        """At fit start: fix the reference and make the first update (relative excess 0 with
-        the pretrained model's own loss as reference)."""
+        """At fit start, before any update: fix the reference (the pretrained model's loss on
+        the measurement windows, or ``lm_reference`` carried to them) and make the first
+        controller update from the pretrained model's loss."""
         start_loss = self.budget_lm_loss()
         reference = start_loss
         if self.given_lm_reference is not None:
