@@ -191,6 +191,9 @@ def load_checkpoint_module(
         model_args["n_voxels"] = int(head.shape[0])
     accepted = set(inspect.signature(BrainMisalignmentModule.__init__).parameters) - {"self"}
     model_args = {key: value for key, value in model_args.items() if key in accepted}
+    # The LM-budget reference may name another run's lm.json: a fit-time input that a
+    # rebuilt module does not use, so a moved or deleted reference run does not block it.
+    model_args.pop("lm_reference", None)
     module = BrainMisalignmentModule(**model_args)
     _check_weights(path, module, checkpoint["state_dict"])
     module.load_state_dict(checkpoint["state_dict"], strict=False)

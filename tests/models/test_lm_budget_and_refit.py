@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from standin import StandInDataModule  # noqa: E402
 
 from brainmis.errors import BrainmisInputError  # noqa: E402
+from brainmis.models.checkpoint import load_checkpoint_module  # noqa: E402
 from brainmis.models.head_refit import ridge_head_weights  # noqa: E402
 from brainmis.models.lm_budget import LMBudgetController  # noqa: E402
 from brainmis.models.losses import pearson_per_voxel  # noqa: E402
@@ -151,14 +153,17 @@ def test_a_reference_run_folder_sets_the_reference(tiny_models, tmp_path):
     data = StandInDataModule(pretrained.tokenizer)
     val_loss = pretrained.held_out_lm_loss(data.val_dataloader())
     test_loss = pretrained.held_out_lm_loss(data.test_dataloader())
-    module, _ = fit(
-        tiny_models("gpt2"), tmp_path, epochs=1, enable_checkpointing=False, lm_budget=0.05,
-        lm_reference=str(run), lm_budget_every=100,
+    module, trainer = fit(
+        tiny_models("gpt2"), tmp_path, epochs=1, lm_budget=0.05, lm_reference=str(run),
+        lm_budget_every=100,
     )  # fmt: skip
     controller = module.lm_budget_controller
     assert controller.reference == pytest.approx(val_loss * 2.5 / test_loss, rel=1e-5)
     assert controller.relative_excess == pytest.approx(val_loss / controller.reference - 1)
     assert controller.updates == 1  # only the one at fit start (every 100 steps)
+    shutil.rmtree(run)  # a fit-time input: its checkpoint still loads without it
+    loaded = load_checkpoint_module(trainer.checkpoint_callback.best_model_path)
+    assert loaded.module.hparams.lm_budget == 0.05
 
 
 @pytest.mark.parametrize(
