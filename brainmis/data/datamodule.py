@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from brainmis.data.alignment import WindowTable, build_window_table, zscored_targets
 from brainmis.data.records import BrainDataset, Subject
 from brainmis.data.splits import FoldSplit, fold_split
-from brainmis.data.target_noise import noise_targets
+from brainmis.data.target_noise import matched_noise_targets
 from brainmis.data.target_shuffle import SHUFFLE_MODES, shuffled_target_source
 from brainmis.data.window_tokens import (
     PaddedWindows,
@@ -376,7 +376,7 @@ class BrainDataModule(LightningDataModule):
                 self.targets = self.true_targets[self.target_source]
             elif self.hparams.noise_targets:
                 self.target_source = np.arange(len(self.window_table), dtype=np.int64)
-                self.targets = noise_targets(
+                self.targets = matched_noise_targets(
                     self.true_targets,
                     self.window_runs,
                     (self.split.train, self.split.val),

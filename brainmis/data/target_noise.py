@@ -54,7 +54,7 @@ def ar1_series(phi: np.ndarray, length: int, rng: np.random.Generator) -> np.nda
     return series
 
 
-def noise_targets(
+def matched_noise_targets(
     targets: np.ndarray, window_runs: np.ndarray, sets: Sequence[np.ndarray], seed: int
 ) -> np.ndarray:
     """Targets replaced by matched AR(1) noise within ``sets`` (see the module docstring).

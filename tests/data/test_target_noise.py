@@ -9,7 +9,7 @@ import torch
 from window_fixtures import gpt2_like_tokenizer, tiny_dataset
 
 from brainmis.data.datamodule import BrainDataModule
-from brainmis.data.target_noise import ar1_series, lag1_autocorrelation, noise_targets
+from brainmis.data.target_noise import ar1_series, lag1_autocorrelation, matched_noise_targets
 from brainmis.errors import BrainmisInputError
 
 
@@ -28,7 +28,7 @@ def test_noise_matches_each_part_and_is_unrelated_to_the_real_targets():
     targets, runs, phi = real_like_targets()
     train = np.arange(0, 3000)  # all of run 0 and half of run 1
     val = np.arange(3000, 3600)
-    noise = noise_targets(targets, runs, (train, val), seed=3)
+    noise = matched_noise_targets(targets, runs, (train, val), seed=3)
     assert noise.shape == targets.shape and noise.dtype == np.float32
     np.testing.assert_array_equal(noise[3600:], targets[3600:])  # in no set: untouched
     for part in (np.arange(0, 2000), np.arange(2000, 3000), val):
@@ -37,8 +37,8 @@ def test_noise_matches_each_part_and_is_unrelated_to_the_real_targets():
     np.testing.assert_allclose(lag1_autocorrelation(noise[:2000]), phi, atol=0.06)
     for voxel in range(3):  # no relation to the real series
         assert abs(np.corrcoef(noise[train, voxel], targets[train, voxel])[0, 1]) < 0.08
-    np.testing.assert_array_equal(noise, noise_targets(targets, runs, (train, val), seed=3))
-    assert not np.array_equal(noise, noise_targets(targets, runs, (train, val), seed=4))
+    np.testing.assert_array_equal(noise, matched_noise_targets(targets, runs, (train, val), seed=3))
+    assert not np.array_equal(noise, matched_noise_targets(targets, runs, (train, val), seed=4))
 
 
 def test_lag1_autocorrelation_of_a_constant_or_short_column_is_zero():
