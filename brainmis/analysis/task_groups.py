@@ -50,8 +50,10 @@ def _from_mapping(mapping: object, path: Path) -> TaskGroups:
         )
     tasks, default = mapping["tasks"], mapping.get("default", TSV_DEFAULT_GROUP)
     bad = [task for task, group in tasks.items() if not isinstance(group, str) or not group]
-    if bad or not isinstance(default, str) or not default:
-        raise BrainmisInputError(path, f"task groups must be non-empty names (task {bad[:1]})")
+    if bad:
+        raise BrainmisInputError(path, f"task {bad[0]!r}: its group must be a non-empty name")
+    if not isinstance(default, str) or not default:
+        raise BrainmisInputError(path, "the default group must be a non-empty name")
     return TaskGroups(dict(tasks), default, str(path))
 
 

@@ -96,45 +96,50 @@ def _lm_loss(comparison: Comparison) -> Expectation:
     )
 
 
-def _targeted_drop(comparison: Comparison) -> Expectation:
-    name = "targeted tasks: misaligned < preserving (Wilcoxon p < 0.05)"
-    row = _group(comparison, TARGETED, ("preserving", "misaligned"))
+def _group_check(
+    comparison: Comparison, name: str, scope: str, pair: tuple[str, str], passes
+) -> Expectation:
+    """The expectation ``name`` on the task group ``scope`` of ``pair``; ``passes(row)``
+    says whether the group's row meets it."""
+    row = _group(comparison, scope, pair)
     if row is None:
         return _missing(name)
     return Expectation(
         name,
-        f"preserving - misaligned = {row.difference:+.3f} score",
+        f"{pair[0]} - {pair[1]} = {row.difference:+.3f} score",
         row.difference,
         row.p,
-        row.difference > 0 and row.p < ALPHA,
+        passes(row),
+    )
+
+
+def _targeted_drop(comparison: Comparison) -> Expectation:
+    return _group_check(
+        comparison,
+        "targeted tasks: misaligned < preserving (Wilcoxon p < 0.05)",
+        TARGETED,
+        ("preserving", "misaligned"),
+        lambda row: row.difference > 0 and row.p < ALPHA,
     )
 
 
 def _untargeted_flat(comparison: Comparison) -> Expectation:
-    name = "untargeted tasks: |misaligned - preserving| <= 0.01"
-    row = _group(comparison, UNTARGETED, ("preserving", "misaligned"))
-    if row is None:
-        return _missing(name)
-    return Expectation(
-        name,
-        f"preserving - misaligned = {row.difference:+.3f} score",
-        row.difference,
-        row.p,
-        abs(row.difference) <= UNTARGETED_TOLERANCE,
+    return _group_check(
+        comparison,
+        "untargeted tasks: |misaligned - preserving| <= 0.01",
+        UNTARGETED,
+        ("preserving", "misaligned"),
+        lambda row: abs(row.difference) <= UNTARGETED_TOLERANCE,
     )
 
 
 def _tuned_not_lower(comparison: Comparison) -> Expectation:
-    name = "targeted tasks: tuned >= preserving (mean difference >= 0)"
-    row = _group(comparison, TARGETED, ("tuned", "preserving"))
-    if row is None:
-        return _missing(name)
-    return Expectation(
-        name,
-        f"tuned - preserving = {row.difference:+.3f} score",
-        row.difference,
-        row.p,
-        row.difference >= 0,
+    return _group_check(
+        comparison,
+        "targeted tasks: tuned >= preserving (mean difference >= 0)",
+        TARGETED,
+        ("tuned", "preserving"),
+        lambda row: row.difference >= 0,
     )
 
 

@@ -89,3 +89,29 @@ def test_bad_task_group_files_are_one_line(tmp_path, text, problem):
     ) as error:
         read_task_groups(path)
     assert problem in str(error.value) and str(path) in str(error.value)
+
+
+def test_world_verdict_measures_each_expectation(full_study, tmp_path):
+    """On the synthetic study every task loses 0.03 under misalignment: the targeted drop is
+    found, and the untargeted tasks' equal drop fails the 'within one point' check."""
+    from brainmis.analysis.comparison import ComparisonOptions
+    from brainmis.analysis.world_verdict import judge
+    from brainmis.commands.compare import compare_runs
+
+    root, _ = full_study
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"probing_task_groups": {
+        "tasks": {"syntax-task0": "targeted", "syntax-task1": "targeted"},
+        "default": "untargeted"}}))  # fmt: skip
+    options = ComparisonOptions(alternative="greater", task_groups=read_task_groups(truth))
+    result = compare_runs([root], tmp_path / "cmp", options=options)
+    verdicts = [
+        (check.name.split(" (")[0], check.passed) for check in judge(result.comparison, "probed")
+    ]
+    assert verdicts == [
+        ("brain r: misaligned < preserving", True),
+        ("targeted tasks: misaligned < preserving", True),
+        ("untargeted tasks: |misaligned - preserving| <= 0.01", False),
+        ("LM loss: misaligned within 5% of preserving", True),
+        ("targeted tasks: tuned >= preserving", True),
+    ]

@@ -25,21 +25,16 @@ from brainmis.data.synthetic.stimulus import default_text_path
 from brainmis.data.synthetic.word_categories import (
     CATEGORY_LEXICONS,
     CATEGORY_NAMES,
+    category_task_name,
     normalize_word,
 )
 from brainmis.evaluation.probing.builtin.spec import Sample, TaskSpec
 from brainmis.evaluation.probing.task_types import ProbeTaskType as T
 
 SUBFIELD = "semantics"
-TASK_PREFIX = "word-category-"
 SPLIT_SHARES = (("train", 0.6), ("dev", 0.2), ("test", 0.2))
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"']?\s+")
 _WORD = re.compile(r"[\w'-]+")
-
-
-def task_name(category: str) -> str:
-    """``"people"`` -> ``"word-category-people"``."""
-    return f"{TASK_PREFIX}{category}"
 
 
 def _hash_rank(word: str) -> float:
@@ -101,7 +96,7 @@ def _task(category: str) -> TaskSpec:
         return make_item(category, rng, split)
 
     return TaskSpec(
-        task_name(category),
+        category_task_name(category),
         SUBFIELD,
         T.SENTENCE_TOKENS,
         2,
