@@ -261,6 +261,10 @@ class ContrastRow:
     wilcoxon_r_minus: float
     p: float
     p_holm: float
+    # Bootstrap interval over tasks of win_rate_a - win_rate_b (NaN: pooled settings, the
+    # groups-versus-rest rows, a scope of one task).
+    win_difference_ci_low: float = math.nan
+    win_difference_ci_high: float = math.nan
 
 
 @dataclass
@@ -509,6 +513,13 @@ def _probing_score_rows(setting: SettingMatrix, probing: _SettingProbing) -> lis
 
 # Per scope, (dataset, subject) -> (score a, score b, win rate a, win rate b).
 _ContrastData = dict[str, dict[SubjectKey, tuple[float, float, float, float]]]
+# Per scope, the bootstrap interval over tasks of the win-rate difference a - b.
+_WinIntervals = dict[str, tuple[float, float]]
+
+
+def _win_intervals(table: ProbingTable, wins: probing_stats.PairWins) -> _WinIntervals:
+    low, high = probing_stats.win_difference_intervals(table, wins)
+    return {scope: (float(low[s]), float(high[s])) for s, scope in enumerate(table.scopes)}
 
 
 def _pair_tables(
@@ -517,8 +528,9 @@ def _pair_tables(
     pair: tuple[str, str],
     options: ComparisonOptions,
     comparison: Comparison,
-) -> _ContrastData:
-    """Task tests and win rates of one pair; returns its subject-level values per scope.
+) -> tuple[_ContrastData, _WinIntervals]:
+    """Task tests and win rates of one pair; returns its subject-level values per scope and
+    the win-rate intervals over tasks.
 
     A subject's scores are its means over the units where both conditions have the scope.
     """
@@ -571,7 +583,8 @@ def _pair_tables(
                     float(rate_b[u, s]),
                 )
             )
-    return _contrast_data(setting.dataset, probing, pair, rate_a, rate_b)
+    data = _contrast_data(setting.dataset, probing, pair, rate_a, rate_b)
+    return data, _win_intervals(table, wins)
 
 
 def _contrast_data(
@@ -606,9 +619,15 @@ def _contrast_data(
 
 
 def _contrast_rows(
-    model: str, dataset: str, pair: tuple[str, str], data: _ContrastData, options: ComparisonOptions
+    model: str,
+    dataset: str,
+    pair: tuple[str, str],
+    data: _ContrastData,
+    options: ComparisonOptions,
+    win_intervals: _WinIntervals | None = None,
 ) -> list[ContrastRow]:
     """One row per scope; Holm across the subfields, each aggregate scope tested on its own."""
+    win_intervals = win_intervals or {}
     subfields = sorted(scope for scope in data if scope not in AGGREGATE_SCOPES)
     scopes = subfields + [scope for scope in AGGREGATE_SCOPES if scope in data]
     alternative = options.alternative_for("probing_score", pair)
@@ -654,6 +673,7 @@ def _contrast_rows(
                 test.r_minus,
                 p,
                 p_holm,
+                *win_intervals.get(scope, (math.nan, math.nan)),
             )
         )
     return rows
@@ -673,15 +693,17 @@ def _labelled_data(
     label_of: dict[str, str],
     pair: tuple[str, str],
     options: ComparisonOptions,
-) -> _ContrastData:
-    """Subject-level contrast data of ``pair`` per label (no aggregate scopes)."""
+) -> tuple[_ContrastData, _WinIntervals]:
+    """Subject-level contrast data of ``pair`` per label (no aggregate scopes), and the
+    win-rate intervals over tasks."""
     grouped = _regrouped(probing, label_of)
     wins = probing_stats.pair_wins(
         grouped.table, pair[0], pair[1], options.alpha, options.equal_var
     )
     rate_a, rate_b = probing_stats.win_rates(grouped.table, wins)
     data = _contrast_data(dataset, grouped, pair, rate_a, rate_b)
-    return {scope: values for scope, values in data.items() if scope not in AGGREGATE_SCOPES}
+    labelled = {scope: values for scope, values in data.items() if scope not in AGGREGATE_SCOPES}
+    return labelled, _win_intervals(grouped.table, wins)
 
 
 def versus_rest_label(group: str) -> str:
@@ -691,18 +713,19 @@ def versus_rest_label(group: str) -> str:
 
 def _task_group_data(
     dataset: str, probing: _SettingProbing, pair: tuple[str, str], options: ComparisonOptions
-) -> tuple[_ContrastData, _ContrastData]:
-    """Per task group, the subjects' scores of a and b; and per named group, the subjects'
-    change a - b in the group against the change in every other task (win rates NaN)."""
+) -> tuple[_ContrastData, _ContrastData, _WinIntervals]:
+    """Per task group, the subjects' scores of a and b; per named group, the subjects'
+    change a - b in the group against the change in every other task (win rates NaN); and
+    the groups' win-rate intervals over tasks."""
     groups = options.task_groups
     tasks = probing.table.tasks
-    by_group = _labelled_data(
+    by_group, intervals = _labelled_data(
         dataset, probing, {t: groups.group_of(t) for t in tasks}, pair, options
     )
     versus_rest: _ContrastData = {}
     for group in groups.named_groups:
         labels = {t: group if groups.group_of(t) == group else "rest" for t in tasks}
-        split = _labelled_data(dataset, probing, labels, pair, options)
+        split, _ = _labelled_data(dataset, probing, labels, pair, options)
         if group not in split or "rest" not in split:
             continue
         common = sorted(set(split[group]) & set(split["rest"]))
@@ -715,20 +738,20 @@ def _task_group_data(
             )
             for key in common
         }
-    return by_group, versus_rest
+    return by_group, versus_rest, intervals
 
 
 def _task_group_rows(
     model: str,
     dataset: str,
     pair: tuple[str, str],
-    data: tuple[_ContrastData, _ContrastData],
+    data: tuple[_ContrastData, _ContrastData, _WinIntervals],
     options: ComparisonOptions,
 ) -> list[ContrastRow]:
     """Rows of the groups (Holm across the groups), then of each named group against the
     rest (Holm across those)."""
-    by_group, versus_rest = data
-    rows = _contrast_rows(model, dataset, pair, by_group, options) if by_group else []
+    by_group, versus_rest, intervals = data
+    rows = _contrast_rows(model, dataset, pair, by_group, options, intervals) if by_group else []
     if versus_rest:
         rows += _contrast_rows(model, dataset, pair, versus_rest, options)
     return rows
@@ -765,7 +788,9 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
     comparison = Comparison(options=options, matrix=matrix)
     pooled_paired: dict[tuple[str, tuple[str, str]], list[dict[SubjectKey, tuple]]] = {}
     pooled_probing: dict[tuple[str, str], list[_ContrastData]] = {}
-    pooled_groups: dict[tuple[str, str], list[tuple[_ContrastData, _ContrastData]]] = {}
+    pooled_groups: dict[
+        tuple[str, str], list[tuple[_ContrastData, _ContrastData, _WinIntervals]]
+    ] = {}
     for setting in matrix.settings:
         probing = _setting_probing(setting, options)
         rows, values = _unit_values(setting, probing)
@@ -794,10 +819,10 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
         comparison.probing_tables[(setting.model, setting.dataset)] = probing.table
         comparison.probing_scores.extend(_probing_score_rows(setting, probing))
         for pair in pairs:
-            data = _pair_tables(setting, probing, pair, options, comparison)
+            data, intervals = _pair_tables(setting, probing, pair, options, comparison)
             if pair in options.contrasts:
                 comparison.contrasts.extend(
-                    _contrast_rows(setting.model, setting.dataset, pair, data, options)
+                    _contrast_rows(setting.model, setting.dataset, pair, data, options, intervals)
                 )
                 pooled_probing.setdefault(pair, []).append(data)
                 if options.task_groups is not None:
@@ -828,7 +853,7 @@ def compare_study(matrix: StudyMatrix, options: ComparisonOptions) -> Comparison
                     for scope in {scope for data in per_setting_groups for scope in data[part]}
                 }
                 for part in (0, 1)
-            )
+            ) + ({},)
             comparison.group_contrasts.extend(
                 _task_group_rows(POOLED, POOLED, pair, pooled_pair, options)
             )

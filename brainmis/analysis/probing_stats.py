@@ -224,3 +224,53 @@ def subject_means(table: ProbingTable, unit_values: np.ndarray) -> np.ndarray:
     subjects = np.asarray([unit[0] for unit in table.units])
     columns = [nan_mean(unit_values[..., subjects == name, :], axis=-2) for name in table.subjects]
     return np.stack(columns, axis=-2)
+
+
+# Resamples of the tasks for the win-rate intervals (the per-scope means are cheap).
+TASK_BOOTSTRAP_RESAMPLES = 2_000
+TASK_BOOTSTRAP_SEED = 0
+
+
+def _within_subfield_resamples(
+    table: ProbingTable, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Task indices ``(R, T)``: each subfield's positions filled by draws, with replacement,
+    from that subfield's own tasks (so every resample keeps the subfield sizes)."""
+    subfields = np.asarray(table.task_subfields)
+    indices = np.empty((n_resamples, len(table.tasks)), dtype=int)
+    for name in table.subfield_names:
+        positions = np.flatnonzero(subfields == name)
+        indices[:, positions] = rng.choice(positions, size=(n_resamples, positions.size))
+    return indices
+
+
+def win_difference_intervals(
+    table: ProbingTable,
+    wins: PairWins,
+    confidence: float = 0.95,
+    n_resamples: int = TASK_BOOTSTRAP_RESAMPLES,
+    seed: int = TASK_BOOTSTRAP_SEED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval over *tasks* of the win-rate difference (a's win rate
+    minus b's, averaged over subjects) per scope: two ``(F + 2,)`` arrays, low and high.
+
+    A win rate is a share of tasks, so its uncertainty comes from which tasks the suite
+    happens to hold: the tasks are resampled (within their subfield, keeping the subfield
+    sizes), the subjects are kept. Per resample, each subject's per-task difference
+    ``win_a - win_b`` (mean over its units, untested tasks left out) is averaged over the
+    drawn tasks of each scope and then over subjects. NaN where a scope has a single task
+    (nothing to resample) or no tested task.
+    """
+    difference = np.where(wins.tested, wins.win_a.astype(float) - wins.win_b.astype(float), np.nan)
+    by_subject = subject_means(table, difference)  # (n_subjects, T)
+    rng = np.random.default_rng(seed)
+    drawn = by_subject[:, _within_subfield_resamples(table, n_resamples, rng)]  # (S, R, T)
+    rates = nan_mean(per_subfield(table, drawn), axis=0)  # (R, F + 2)
+    tail = (1.0 - confidence) / 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        low, high = np.nanquantile(rates, [tail, 1.0 - tail], axis=0)
+    subfields = np.asarray(table.task_subfields)
+    sizes = [int((subfields == name).sum()) for name in table.subfield_names]
+    single = np.array([size < 2 for size in sizes] + [len(table.tasks) < 2] * 2)
+    return np.where(single, np.nan, low), np.where(single, np.nan, high)

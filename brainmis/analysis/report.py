@@ -289,7 +289,9 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
             f"seeds, p < {options.alpha}. Wilcoxon signed-rank ({options.alternative}, "
             f"zero_method={options.zero_method}) on subject means; Holm across subfields; "
             "'overall (mean of tasks)' and 'mean of subfields' each tested on their own, "
-            "uncorrected."
+            "uncorrected. Scores a and b: the conditions' absolute probing scores (mean over "
+            "subjects); the 95% CI of a - b is a bootstrap over subjects; that of the win-rate "
+            "difference a bootstrap over the tasks (resampled within their subfield)."
         ),
         Table(
             [
@@ -304,6 +306,7 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
                 "d_z",
                 "wins a",
                 "wins b",
+                "wins a - b, 95% CI over tasks",
                 "p",
                 "p (Holm)",
             ],
@@ -320,6 +323,7 @@ def _contrast_blocks(comparison: Comparison, model: str, dataset: str) -> list[B
                     format_number(row.effect_size_dz, 2, signed=True),
                     format_number(row.win_rate_a, 2),
                     format_number(row.win_rate_b, 2),
+                    _interval(row.win_difference_ci_low, row.win_difference_ci_high),
                     format_p(row.p),
                     format_p(row.p_holm) if row.scope not in AGGREGATE_SCOPES else "-",
                 ]

@@ -153,6 +153,16 @@ def format_effect(ci_low: float, ci_high: float, dz: float) -> str:
     return f"95% CI {interval}, d_z {format_number(dz, 2, signed=True)}"
 
 
+def format_wins(row: ContrastRow) -> str:
+    """``wins a% vs b% (a - b 95% CI over tasks [low, high] points)``."""
+    text = f"wins {format_number(100 * row.win_rate_a, 0)}% vs {format_number(100 * row.win_rate_b, 0)}%"
+    if not math.isfinite(row.win_difference_ci_low):
+        return text
+    low = format_number(100 * row.win_difference_ci_low, 0, signed=True)
+    high = format_number(100 * row.win_difference_ci_high, 0, signed=True)
+    return f"{text} (a - b, 95% CI over tasks [{low}, {high}] points)"
+
+
 def _mean_sem(row: ConditionSummaryRow | None) -> str:
     if row is None or not math.isfinite(row.mean):
         return "-"
@@ -255,7 +265,8 @@ def contrast_lines(comparison: Comparison, model: str, dataset: str) -> list[str
             lines.append(
                 f"  {label:<23} {format_number(row.difference, signed=True):>7}  "
                 f"{format_effect(row.ci_low, row.ci_high, row.effect_size_dz)}; "
-                f"wins {format_number(100 * row.win_rate_a, 0)}% vs {format_number(100 * row.win_rate_b, 0)}%, "
+                f"scores {format_number(row.score_a)} vs {format_number(row.score_b)}; "
+                f"{format_wins(row)}, "
                 f"Wilcoxon p={format_p(row.p)}{holm} ({row.alternative}; n={row.n_subjects} {unit})"
             )
         if groups:
@@ -295,12 +306,14 @@ def text_summary(comparison: Comparison) -> str:
     options = comparison.options
     blocks.append(
         "(mean ± s.e.m. over subjects, each subject averaged over its folds and seeds; tests "
-        "pair subjects. 95% CI: percentile bootstrap of the mean difference over subjects "
-        "(10,000 resamples); d_z: mean difference / s.d. of the subjects' differences. probing "
-        "task mean = Holmes overall, the mean over tasks; subfield mean = the mean of the "
-        "subfield means. Wins: one-sided "
+        "pair subjects. 95% CI: expanded percentile bootstrap of the mean difference over "
+        "subjects (10,000 resamples, from 5 subjects); d_z: mean difference / s.d. of the "
+        "subjects' differences. probing task mean = Holmes overall, the mean over tasks; "
+        "subfield mean = the mean of the subfield means; scores: the two conditions' mean "
+        "probing scores. Wins: one-sided "
         f"{'Student' if options.equal_var else 'Welch'} t-test over probe seeds, alpha="
-        f"{options.alpha}. Contrast tests of brain r and probing: {options.alternative}; LM "
+        f"{options.alpha}; their CI: percentile bootstrap over the tasks, resampled within "
+        "their subfield (2,000 resamples). Contrast tests of brain r and probing: {options.alternative}; LM "
         f"loss and pairs that are no contrast: two-sided; Wilcoxon zero_method="
         f"{options.zero_method})"
     )

@@ -114,3 +114,52 @@ def test_three_conditions_rank_in_between():
     np.testing.assert_allclose(means[:, 0, 0], [0.80, 0.70, 0.75])
     ranks = probing_stats.rank_normalised_scores(table)
     assert ranks[2, 0, 1] == pytest.approx(np.mean([0.5, 0.0]))  # syntax: t1 middle, t2 last
+
+
+def test_win_difference_intervals_by_hand():
+    """Subject S1's per-task differences win_a - win_b (mean over its two units): t1 1, t2
+    0.5 (syntax); t3 -1 (semantics, unit 1 untested). Tasks are resampled within syntax, so
+    syntax takes the means 1, 0.75 or 0.5 (probabilities 1/4, 1/2, 1/4); semantics has one
+    task: no interval."""
+    table = hand_table()
+    wins = probing_stats.pair_wins(table, "a", "b", alpha=0.05, equal_var=False)
+    low, high = probing_stats.win_difference_intervals(table, wins)
+    by_scope = dict(zip(table.scopes, zip(low, high)))
+    assert np.isnan(by_scope["semantics"][0]) and np.isnan(by_scope["semantics"][1])
+    assert by_scope["syntax"] == pytest.approx((0.5, 1.0))
+    assert by_scope["overall"] == pytest.approx((0.0, 1 / 3))  # mean of (syntax pair, -1)
+    assert by_scope["mean_of_subfields"] == pytest.approx((-0.25, 0.0))
+
+
+def planted_win_table(n_tasks: int, won: int, seed: int = 0) -> ProbingTable:
+    """One subject, one unit, ``n_tasks`` tasks of one subfield; a is 0.1 above b on the
+    first ``won`` tasks (a clear win), equal in expectation on the rest."""
+    rng = np.random.default_rng(seed)
+    b = rng.uniform(0.5, 0.8, size=(1, n_tasks, 1)) + rng.normal(0, 0.01, (1, n_tasks, 5))
+    shift = np.where(np.arange(n_tasks) < won, 0.1, 0.0)[None, :, None]
+    a = b.mean(axis=-1, keepdims=True) + shift + rng.normal(0, 0.01, (1, n_tasks, 5))
+    return ProbingTable(
+        conditions=["a", "b"],
+        units=[("S1", 0, 0)],
+        tasks=[f"t{i}" for i in range(n_tasks)],
+        task_subfields=["syntax"] * n_tasks,
+        metrics=["accuracy"] * n_tasks,
+        probe_seeds=list(range(5)),
+        scores=np.stack([a, b]),
+    )
+
+
+def test_win_difference_interval_brackets_the_observed_rate_and_shrinks_with_more_tasks():
+    widths = []
+    for n_tasks in (40, 160):
+        table = planted_win_table(n_tasks, won=n_tasks // 2)
+        wins = probing_stats.pair_wins(table, "a", "b", alpha=0.05, equal_var=False)
+        rate_a, rate_b = probing_stats.win_rates(table, wins)
+        observed = float(rate_a[0, -2] - rate_b[0, -2])  # overall
+        low, high = probing_stats.win_difference_intervals(table, wins)
+        assert low[-2] < observed < high[-2]
+        # a share p of n tasks: s.d. sqrt(p (1 - p) / n); the 95% interval about 4 of them
+        expected = 2 * 1.96 * np.sqrt(observed * (1 - observed) / n_tasks)
+        assert high[-2] - low[-2] == pytest.approx(expected, rel=0.3)
+        widths.append(high[-2] - low[-2])
+    assert widths[1] < 0.65 * widths[0]
