@@ -10,6 +10,9 @@
 - ``tradeoff_<setting>.png``: brain alignment against LM loss per condition (DESIGN 8: the
   price in LM loss of a change in brain alignment, made visible); runs as faint dots,
   condition means ± s.e.m. over subject means.
+- ``task_groups_<setting>.png`` (``compare --task-groups``): per contrast, the probing
+  change a - b of every task group and of each named group against the rest, with its 95%
+  bootstrap interval over subjects and its Holm-corrected p.
 - ``layer_profile_<setting>.png``: the ridge's mean voxel r (and each encoder-free measure
   evaluated) per hidden layer (0 = embeddings), per condition: mean over subjects of the
   subject means (folds, seeds averaged) ± s.e.m. (``brain_layers.json``).
@@ -303,6 +306,58 @@ def plot_tradeoff(comparison: Comparison, setting: SettingMatrix, path: Path) ->
     return True
 
 
+def plot_task_groups(comparison: Comparison, setting: SettingMatrix, path: Path) -> bool:
+    """Per contrast a panel: the change a - b of each task group (bars, 95% CI whiskers over
+    subjects; hatched: a named group's change minus the rest's), Holm p above each bar."""
+    key = (setting.model, setting.dataset)
+    rows = [row for row in comparison.group_contrasts if (row.model, row.dataset) == key]
+    pairs = list(dict.fromkeys((row.condition_a, row.condition_b) for row in rows))
+    if not pairs:
+        return False
+    figure, axes = plt.subplots(1, len(pairs), figsize=(1.0 + 2.4 * len(pairs) + 0.5 * len(rows) / len(pairs), 4.0), squeeze=False)
+    for axis, pair in zip(axes[0], pairs, strict=True):
+        members = [row for row in rows if (row.condition_a, row.condition_b) == pair]
+        x = np.arange(len(members))
+        difference = np.array([row.difference for row in members])
+        low = np.array([row.ci_low for row in members])
+        high = np.array([row.ci_high for row in members])
+        has_interval = np.isfinite(low) & np.isfinite(high)
+        versus_rest = [row.scope.endswith(" vs rest") for row in members]
+        bars = axis.bar(x, difference, color=condition_colour(pair[0], setting.conditions), alpha=0.75)
+        for bar, hatched in zip(bars, versus_rest, strict=True):
+            if hatched:
+                bar.set_hatch("//")
+        axis.errorbar(
+            x[has_interval],
+            difference[has_interval],
+            yerr=[
+                (difference - low)[has_interval],
+                (high - difference)[has_interval],
+            ],
+            fmt="none",
+            ecolor="black",
+            capsize=3,
+        )
+        tops = np.where(has_interval, np.fmax(high, difference), difference)
+        span = float(np.nanmax(np.abs(np.r_[low[has_interval], high[has_interval], difference])) or 1.0)
+        for xi, top, row in zip(x, tops, members, strict=True):
+            label = f"p={row.p_holm:.3g}" if np.isfinite(row.p_holm) else ""
+            axis.text(xi, max(top, 0.0) + 0.04 * span, label, ha="center", fontsize=7)
+        axis.axhline(0.0, color="black", linewidth=0.8)
+        axis.set_xticks(x, [row.scope for row in members], rotation=30, ha="right", fontsize=8)
+        axis.set_ylim(-1.25 * span, 1.35 * span)
+        axis.set_title(f"{pair[0]} - {pair[1]} (n={members[0].n_subjects})", fontsize=10)
+        axis.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("probing score change a - b")
+    figure.suptitle(
+        f"Probing change per task group ({setting.model}, {setting.dataset}); 95% CI over "
+        "subjects, Holm p; hatched: group minus rest",
+        fontsize=10,
+    )
+    _save(figure, path)
+    return True
+
+
 LAYER_MEASURE_LABELS = {
     "ridge_mean": "ridge: mean voxel r",
     "rsa": "RSA (Spearman r of RDMs)",
@@ -393,6 +448,11 @@ def write_figures(
                 "tradeoff",
                 lambda p, s=setting: plot_tradeoff(comparison, s, p),
                 f"Brain alignment against LM loss per condition ({name}).",
+            ),
+            (
+                "task_groups",
+                lambda p, s=setting: plot_task_groups(comparison, s, p),
+                f"Probing change per task group and contrast ({name}).",
             ),
             (
                 "layer_profile",

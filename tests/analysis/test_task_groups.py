@@ -59,6 +59,15 @@ def test_compare_tests_each_group_and_the_group_against_the_rest(full_study, tmp
     assert float(by_scope["targeted"]["p"]) < 0.05
     assert float(by_scope["targeted vs rest"]["p"]) > 0.05
     assert by_scope["targeted"]["p_holm"] != ""
+    # the groups' win-rate intervals over tasks (the group of two tasks has one)
+    assert float(by_scope["targeted"]["win_difference_ci_low"]) <= float(
+        by_scope["targeted"]["win_difference_ci_high"]
+    )
+    assert by_scope["targeted vs rest"]["win_difference_ci_low"] == ""
+    # the figure of the split, in the report
+    figure = out / "figures" / "task_groups_gpt2-hp.png"
+    assert figure.is_file() and figure.stat().st_size > 10_000
+    assert "figures/task_groups_gpt2-hp.png" in (out / "report.md").read_text()
 
 
 def test_truth_file_groups(tmp_path):
