@@ -313,8 +313,8 @@ def text_summary(comparison: Comparison) -> str:
         "probing scores. Wins: one-sided "
         f"{'Student' if options.equal_var else 'Welch'} t-test over probe seeds, alpha="
         f"{options.alpha}; their CI: percentile bootstrap over the tasks, resampled within "
-        "their subfield (2,000 resamples). Contrast tests of brain r and probing: {options.alternative}; LM "
-        f"loss and pairs that are no contrast: two-sided; Wilcoxon zero_method="
+        "their subfield (2,000 resamples). Contrast tests of brain r and probing: "
+        f"{options.alternative}; LM loss and pairs that are no contrast: two-sided; Wilcoxon zero_method="
         f"{options.zero_method})"
     )
     return "\n\n".join(blocks)

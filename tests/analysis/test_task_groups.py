@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -26,7 +27,11 @@ def test_compare_tests_each_group_and_the_group_against_the_rest(full_study, tmp
     code = cli_main(["compare", str(root), "--out", str(out), "--task-groups", str(groups),
                      "--alternative", "greater"])  # fmt: skip
     assert code == 0
-    assert "task groups (--task-groups)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "task groups (--task-groups)" in printed
+    assert "Contrast tests of brain r and probing: greater; LM loss" in printed
+    # absolute scores and the win-rate interval over tasks beside every probing contrast
+    assert re.search(r"scores \d\.\d{3} vs \d\.\d{3}; wins \d+% vs \d+% \(a - b, 95% CI over tasks \[", printed)
     rows = read_csv(out / "task_group_contrasts.csv")
     pair = [r for r in rows if (r["condition_a"], r["condition_b"]) == ("preserving", "misaligned")]
     by_scope = {r["scope"]: r for r in pair}
