@@ -314,7 +314,8 @@ def plot_task_groups(comparison: Comparison, setting: SettingMatrix, path: Path)
     pairs = list(dict.fromkeys((row.condition_a, row.condition_b) for row in rows))
     if not pairs:
         return False
-    figure, axes = plt.subplots(1, len(pairs), figsize=(1.0 + 2.4 * len(pairs) + 0.5 * len(rows) / len(pairs), 4.0), squeeze=False)
+    width = max(6.0, len(pairs) * (1.6 + 0.7 * len(rows) / len(pairs)))
+    figure, axes = plt.subplots(1, len(pairs), figsize=(width, 4.3), squeeze=False)
     for axis, pair in zip(axes[0], pairs, strict=True):
         members = [row for row in rows if (row.condition_a, row.condition_b) == pair]
         x = np.arange(len(members))
@@ -350,8 +351,8 @@ def plot_task_groups(comparison: Comparison, setting: SettingMatrix, path: Path)
         axis.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("probing score change a - b")
     figure.suptitle(
-        f"Probing change per task group ({setting.model}, {setting.dataset}); 95% CI over "
-        "subjects, Holm p; hatched: group minus rest",
+        f"Probing change per task group ({setting.model}, {setting.dataset})\n"
+        "mean over subjects, 95% CI over subjects, Holm p; hatched: group minus rest",
         fontsize=10,
     )
     _save(figure, path)
