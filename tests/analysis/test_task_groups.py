@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 
@@ -129,3 +130,37 @@ def test_world_verdict_measures_each_expectation(full_study, tmp_path):
         ("LM loss: misaligned within 5% of preserving", True),
         ("targeted tasks: tuned >= preserving", True),
     ]
+
+
+def test_unprobed_verdict_checks_groups_and_subfields_separately(full_study, tmp_path):
+    """Every task of the synthetic study loses 0.03 under misalignment: the one task group
+    (all tasks, "untargeted") differs, Holm p = 2/64 with 6 subjects. The subfields differ
+    too, but Holm over 5 subfields cannot reach 0.05 with 6 subjects (5 x 2/64): the subfield
+    check passes, and fails once a subfield's Holm p is below 0.05."""
+    from brainmis.analysis.comparison import ComparisonOptions
+    from brainmis.analysis.world_verdict import judge
+    from brainmis.commands.compare import compare_runs
+
+    root, _ = full_study
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"probing_task_groups": {"tasks": {}, "default": "untargeted"}}))
+    options = ComparisonOptions(task_groups=read_task_groups(truth))
+    result = compare_runs([root], tmp_path / "cmp", options=options)
+    checks = judge(result.comparison, "unprobed")
+    assert [check.name.split(" (")[0] for check in checks] == [
+        "brain r: misaligned < preserving",
+        "no task group differs",
+        "no subfield differs",
+        "LM loss: misaligned within 5% of preserving",
+    ]
+    assert [check.passed for check in checks] == [True, False, True, True]
+    assert "untargeted" in checks[1].effect and "1 groups tested" in checks[1].effect
+    assert "5 subfields tested" in checks[2].effect
+    morphology = next(
+        row
+        for row in result.comparison.contrasts
+        if row.scope == "morphology" and row.condition_a == "preserving" and row.model != "all"
+    )
+    result.comparison.contrasts.append(dataclasses.replace(morphology, p_holm=0.01))
+    failed = judge(result.comparison, "unprobed")[2]
+    assert not failed.passed and failed.effect.startswith("smallest Holm p: morphology")
