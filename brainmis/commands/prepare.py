@@ -1,13 +1,16 @@
 """``brainmis prepare``: turn a source dataset into a canonical bundle, or verify a bundle.
 
-    brainmis prepare SOURCE --out DIR [--layout hp|hp_mat|moth|nifti] [--subjects S ...]
+    brainmis prepare SOURCE --out DIR [--layout hp|hp_mat|moth|nifti|narratives|lebel]
+                     [--subjects S ...] [--exclude-scans FILE]
                      [--no-noise-ceiling] [--ceiling-components K]
     brainmis prepare --verify BUNDLE
 
 SOURCE is a source manifest (.yaml/.yml/.json), a folder holding ``source.yaml``, or, with
 ``--layout``, a folder in that preset layout. ``--out`` must not exist or be empty; nothing is
 written unless the whole source reads without error. ``--verify`` checks the sha256 of every
-file of an existing bundle.
+file of an existing bundle. ``--exclude-scans FILE`` (Narratives only) names the JSON of scans
+to leave out (default: ``code/scan_exclude.json`` of the source when present); the layouts
+and their files: docs/datasets.md.
 
 Noise ceiling: without repeats and with at least 2 subjects, every subject that has no
 ceiling file gets the predictive inter-subject ceiling (``brainmis.data.dataset_ceiling``;
@@ -17,6 +20,7 @@ share the stimulus timeline; ``--no-noise-ceiling`` skips it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -28,7 +32,8 @@ from brainmis.data.dataset_ceiling import (
     timeline_mismatch,
 )
 from brainmis.data.noise_ceiling import DEFAULT_CEILING_COMPONENTS
-from brainmis.data.readers import LAYOUT_READERS, read_layout, read_source
+from brainmis.data.readers import LAYOUT_READERS, read_from_manifest, read_layout, read_source
+from brainmis.data.readers.source_manifest import read_source_manifest
 from brainmis.data.records import BrainDataset
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
 
@@ -44,6 +49,12 @@ def build_parser() -> ToolArgumentParser:
         "--layout", choices=sorted(LAYOUT_READERS), help="read SOURCE as this preset layout"
     )
     parser.add_argument("--subjects", nargs="+", help="subjects to read (default: all)")
+    parser.add_argument(
+        "--exclude-scans",
+        metavar="FILE",
+        help="narratives: JSON of scans to leave out, task -> subject ids (default: the "
+        "source's code/scan_exclude.json when present)",
+    )
     parser.add_argument(
         "--verify", action="store_true", help="SOURCE is a bundle: check the sha256 of every file"
     )
@@ -98,16 +109,34 @@ def main(argv: list[str]) -> int:
         raise BrainmisInputError(None, "--out DIR is required (see brainmis prepare --help)")
     out = refuse_non_empty_dir(args.out)
     source = Path(args.source)
-    if args.layout:
-        dataset = read_layout(source, args.layout, subjects=args.subjects)
-    else:
-        dataset = read_source(source, subjects=args.subjects)
+    dataset = read_dataset(source, args.layout, args.subjects, args.exclude_scans)
     if not args.no_noise_ceiling:
         add_ceilings(dataset, source, args.ceiling_components)
     bundle = write_bundle(dataset, out)
     print("\n".join(summary_lines(dataset)))
     print(f"bundle written to {bundle} (sha256 {bundle_checksum(bundle)})")
     return 0
+
+
+def read_dataset(
+    source: Path, layout: str | None, subjects: list[str] | None, exclude_scans: str | None
+) -> BrainDataset:
+    """The dataset of a preset layout folder or a source manifest; ``exclude_scans`` (an
+    exclusion file, Narratives only) becomes the reader's ``exclude_scans`` option."""
+    options = {} if exclude_scans is None else {"exclude_scans": str(Path(exclude_scans).resolve())}
+    if layout:
+        if options and layout != "narratives":
+            raise BrainmisInputError(None, "--exclude-scans applies to the narratives layout only")
+        return read_layout(source, layout, subjects=subjects, **options)
+    if not options:
+        return read_source(source, subjects=subjects)
+    manifest = read_source_manifest(source)
+    if manifest.layout != "narratives":
+        raise BrainmisInputError(
+            manifest.path, "--exclude-scans applies to the narratives layout only"
+        )
+    manifest = dataclasses.replace(manifest, options={**manifest.options, **options})
+    return read_from_manifest(manifest, subjects)
 
 
 def add_ceilings(dataset: BrainDataset, source: Path, n_components: int) -> None:

@@ -1,7 +1,8 @@
 """``brainmis synth``: write a synthetic dataset with known ground truth in a real layout.
 
-    brainmis synth --layout hp|moth|nifti --out DIR [--world semantic|probed|unprobed]
-                   [--subjects N] [--seed S] [--voxels V] [--runs R] [--features F]
+    brainmis synth --layout hp|moth|nifti|narratives|lebel --out DIR
+                   [--world semantic|probed|unprobed] [--subjects N] [--seed S] [--voxels V]
+                   [--runs R] [--features F]
 
 The output folder must not exist or be empty. The dataset can then be prepared like a real
 one: ``brainmis prepare DIR --out BUNDLE`` (DIR holds ``source.yaml``).
@@ -37,7 +38,7 @@ def build_parser() -> ToolArgumentParser:
         "--runs",
         type=int,
         default=defaults.n_runs,
-        help=f"runs, or training stories for moth (default {defaults.n_runs})",
+        help=f"runs, or stories (training stories for moth) (default {defaults.n_runs})",
     )
     parser.add_argument(
         "--world",

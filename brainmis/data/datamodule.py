@@ -156,7 +156,7 @@ class BrainDataModule(LightningDataModule):
     Args:
         bundle: folder of a prepared bundle; None uses the synthetic default, generated into
             ``cache_dir`` on first use.
-        synthetic_layout: layout of the synthetic default (``hp``, ``moth``, ``nifti``).
+        synthetic_layout: layout of the synthetic default (``brainmis.data.synthetic.LAYOUTS``).
         synthetic_subjects: subjects of the synthetic default.
         synthetic_seed: seed of the synthetic default.
         cache_dir: where the synthetic default is generated.

@@ -163,6 +163,7 @@ def test_synthetic_modules_depend_one_way():
         "spec",
         "simulation",
         "textgrid_writer",
+        "story_layout_writers",
         "writers",
         "cache",
     ]

@@ -21,13 +21,12 @@ from brainmis.data.synthetic import (
 )
 from brainmis.data.synthetic.hrf import canonical_hrf, convolve_hrf, double_gamma, hrf_response
 from brainmis.data.synthetic.stimulus import default_text_path, load_paragraphs, split_into_runs
-from brainmis.data.synthetic.textgrid_writer import textgrid_text
+from brainmis.data.synthetic.textgrid_writer import story_intervals, textgrid_text
 from brainmis.data.synthetic.word_categories import (
     CATEGORY_LEXICONS,
     CATEGORY_NAMES,
     normalize_word,
 )
-from brainmis.data.synthetic.writers import story_intervals
 from brainmis.errors import BrainmisInputError
 
 SMALL = {"n_voxels": 60, "max_words": 900}

@@ -3,7 +3,8 @@
 ``read_source(path)`` reads a dataset described by a source manifest (see
 ``brainmis.data.readers.source_manifest``; ``read_from_manifest`` takes one already parsed);
 ``read_layout(root, layout, ...)`` reads a folder in one of the preset layouts (``hp``,
-``hp_mat``, ``moth``, ``nifti``) with default file names (``brainmis.data.readers.layouts``).
+``hp_mat``, ``moth``, ``nifti``, ``narratives``, ``lebel``) with default file names
+(``brainmis.data.readers.layouts``); docs/datasets.md lists what each expects.
 Nothing is unpickled (except ROI dicts on the explicit ``allow_pickled_rois`` opt-in), and
 every problem raises ``BrainmisInputError`` naming the file.
 """
@@ -18,7 +19,9 @@ from typing import Any
 from brainmis.data.readers.checks import ceiling_notes, check_dataset, empty_roi_notes
 from brainmis.data.readers.hp_arrays import HpArrayOptions, read_hp_arrays
 from brainmis.data.readers.hp_mat import HpMatOptions, read_hp_mat
+from brainmis.data.readers.lebel import LebelOptions, read_lebel
 from brainmis.data.readers.moth import MothOptions, read_moth
+from brainmis.data.readers.narratives import NarrativesOptions, read_narratives
 from brainmis.data.readers.nifti import NiftiOptions, read_nifti
 from brainmis.data.readers.source_manifest import (
     LAYOUTS,
@@ -45,6 +48,8 @@ LAYOUT_READERS: dict[str, LayoutReader] = {
     "hp_mat": LayoutReader(read_hp_mat, HpMatOptions, "harry_potter"),
     "moth": LayoutReader(read_moth, MothOptions, "moth_reading"),
     "nifti": LayoutReader(read_nifti, NiftiOptions, "nifti"),
+    "narratives": LayoutReader(read_narratives, NarrativesOptions, "narratives"),
+    "lebel": LayoutReader(read_lebel, LebelOptions, "lebel"),
 }
 __all__ = ["LAYOUT_READERS", "read_from_manifest", "read_layout", "read_source"]
 
@@ -94,7 +99,8 @@ def read_layout(
 
     Args:
         root: the folder.
-        layout: ``hp``, ``hp_mat``, ``moth`` or ``nifti``.
+        layout: one of ``LAYOUT_READERS`` (``hp``, ``hp_mat``, ``moth``, ``nifti``,
+            ``narratives``, ``lebel``).
         subjects: subjects to read (default: every one found).
         name: dataset name (default: the layout's, e.g. ``harry_potter``).
         files: optional file-name template overrides.

@@ -100,6 +100,29 @@ class FileNames:
                 found.add(match.group(field))
         return sorted(found, key=natural_key)
 
+    def discover_all(self, key: str) -> list[dict[str, str]]:
+        """Every combination of placeholder values for which file ``key`` exists, e.g.
+        ``[{"subject": "001", "story": "pieman"}, ...]``, in natural order."""
+        pattern = self.templates[key]
+        regex, glob, seen = "", "", set()
+        for literal, name, _, _ in string.Formatter().parse(pattern):
+            regex += re.escape(literal)
+            glob += literal
+            if name is None:
+                continue
+            regex += f"(?P={name})" if name in seen else f"(?P<{name}>[^/]+?)"
+            glob += "*"
+            seen.add(name)
+        absolute = Path(glob).is_absolute()
+        base = Path("/") if absolute else self.root
+        found = []
+        for candidate in base.glob(glob.lstrip("/") if absolute else glob):
+            relative = ("/" if absolute else "") + candidate.relative_to(base).as_posix()
+            match = re.fullmatch(regex, relative)
+            if match and candidate.is_file():
+                found.append(match.groupdict())
+        return sorted(found, key=lambda values: tuple(natural_key(v) for v in values.values()))
+
 
 def natural_key(text: str) -> tuple:
     """Sort key that orders ``run2`` before ``run10``."""

@@ -115,3 +115,71 @@ def synth_true_ceiling(root: Path, subject: str) -> Path:
 def synth_true_features(root: Path, run_name: str) -> Path:
     """``(n_kept, F)`` float: the HRF-convolved word features behind every kept TR of a run."""
     return Path(root) / SYNTH_TRUTH_DIR / f"features_{run_name}.npy"
+
+
+# --- Narratives (Nastase et al. 2021, OpenNeuro ds002345, BIDS) ----------------------------
+# Subjects are named without the ``sub-`` prefix (``001``); a story is the BIDS task label.
+NARRATIVES_TR = 1.5  # seconds
+NARRATIVES_EXCLUDE = "code/scan_exclude.json"  # task -> {sub-XXX: [scan names]} (published)
+NARRATIVES_PARTICIPANTS = "participants.tsv"  # column participant_id (sub-XXX)
+
+
+def narratives_bold(root: Path, subject: str, story: str) -> Path:
+    """4D BOLD ``(X, Y, Z, T)`` of one story; volume ``i`` at ``i * TR`` s from the scan start."""
+    func = Path(root) / f"sub-{subject}" / "func"
+    return func / f"sub-{subject}_task-{story}_bold.nii.gz"
+
+
+def narratives_events(root: Path, subject: str, story: str) -> Path:
+    """BIDS events TSV (``onset``, ``duration``, ``trial_type``, ``stim_file``); the first
+    event's onset is when the story's audio file starts, seconds from the scan start."""
+    func = Path(root) / f"sub-{subject}" / "func"
+    return func / f"sub-{subject}_task-{story}_events.tsv"
+
+
+def narratives_task_events(root: Path, story: str) -> Path:
+    """The BIDS top-level events TSV of a task, used when a subject has none of its own."""
+    return Path(root) / f"task-{story}_events.tsv"
+
+
+def narratives_align(root: Path, story: str) -> Path:
+    """Gentle forced alignment: ``{"words": [{"word", "case", "start", "end"}, ...]}``, times
+    in seconds from the audio start; only ``case == "success"`` words have times."""
+    return Path(root) / "stimuli" / "gentle" / story / "align.json"
+
+
+def narratives_roi(root: Path, subject: str) -> Path:
+    """Optional 3D ROI mask or label atlas in the BOLD space (as ``nifti_roi``)."""
+    return Path(root) / f"sub-{subject}" / "anat" / f"sub-{subject}_roi.nii.gz"
+
+
+def narratives_roi_labels(root: Path, subject: str) -> Path:
+    """Optional TSV ``index  name`` naming the atlas labels."""
+    return Path(root) / f"sub-{subject}" / "anat" / f"sub-{subject}_roi_labels.tsv"
+
+
+# --- LeBel et al. 2023 (OpenNeuro ds003020, derivative form) -------------------------------
+# TR ``i`` of a story is at ``i * LEBEL_TR - LEBEL_SOUND_START`` s from the audio start (the
+# TextGrid clock); ``respdict.json`` counts ``LEBEL_PAD`` TRs more than that TR clock has, and
+# the response rows lack its first ``LEBEL_TRIM_START`` and last ``LEBEL_TRIM_END`` TRs.
+LEBEL_TR = 2.0  # seconds
+LEBEL_SOUND_START = 10.0  # seconds of scan before the story audio
+LEBEL_PAD = 5
+LEBEL_TRIM_START = 10
+LEBEL_TRIM_END = 5
+LEBEL_RESPDICT = "derivative/respdict.json"  # {story: number of TRs}
+
+
+def lebel_responses(root: Path, subject: str, story: str) -> Path:
+    """HDF5 with dataset ``data`` ``(n_kept, V)`` float: one subject's responses to a story."""
+    return Path(root) / "derivative" / "preprocessed_data" / subject / f"{story}.hf5"
+
+
+def lebel_textgrid(root: Path, story: str) -> Path:
+    """Praat TextGrid with a ``word`` tier, seconds from the audio start."""
+    return Path(root) / "derivative" / "TextGrids" / f"{story}.TextGrid"
+
+
+def lebel_trfile(root: Path, story: str) -> Path:
+    """Optional trigger file (lines ``<seconds> <label>``, as Moth's), instead of respdict."""
+    return Path(root) / "derivative" / "trfiles" / f"{story}.report"

@@ -226,6 +226,19 @@ def read_label_names(path: Path) -> dict[int, str]:
     return names
 
 
+def in_brain_mask(
+    shape: tuple[int, ...], volumes: list[np.ndarray], roi_volumes: dict[str, np.ndarray]
+) -> np.ndarray:
+    """``(X, Y, Z)`` bool: voxels non-zero in any volume of any run ``(X, Y, Z, T)``, plus
+    every ROI voxel (the subject's voxels, whole brain when no ROI is given)."""
+    in_brain = np.zeros(shape, dtype=bool)
+    for data in volumes:
+        in_brain |= np.any(data != 0, axis=3)
+    for mask in roi_volumes.values():
+        in_brain |= mask
+    return in_brain
+
+
 def read_nifti_subject(
     names: FileNames, subject: str, options: NiftiOptions, notes: list[str]
 ) -> tuple[Subject, float]:
@@ -259,11 +272,7 @@ def read_nifti_subject(
             names.path("bold", subject=subject, run=1), "missing file (4D BOLD)"
         )
     roi_volumes = read_roi_image(names, subject, shape, affine, options, notes)
-    in_brain = np.zeros(shape, dtype=bool)
-    for data in volumes:
-        in_brain |= np.any(data != 0, axis=3)
-    for mask in roi_volumes.values():
-        in_brain |= mask
+    in_brain = in_brain_mask(shape, volumes, roi_volumes)
     coords = np.argwhere(in_brain).astype(np.int64)  # C order, (V, 3)
     runs = []
     for index, (data, (words, onsets)) in enumerate(

@@ -3,7 +3,7 @@
 Schema (every key but ``layout`` optional; any other key is an error naming it)::
 
     name: harry_potter          # dataset name (default: the root folder's name)
-    layout: hp                  # hp | hp_mat | moth | nifti
+    layout: hp                  # hp | hp_mat | moth | nifti | narratives | lebel
     root: .                     # folder of the files, relative to this file (default: its folder)
     subjects: [F, H]            # subjects to read (default: every one found); quote "01"
     options:                    # layout-specific, e.g. trim_start, trim_end, tr, tr_offset,
@@ -30,7 +30,7 @@ from brainmis.errors import BrainmisInputError
 from brainmis.structured_files import read_mapping
 
 SOURCE_MANIFEST_NAME = "source.yaml"
-LAYOUTS = ("hp", "hp_mat", "moth", "nifti")
+LAYOUTS = ("hp", "hp_mat", "moth", "nifti", "narratives", "lebel")
 MANIFEST_KEYS = ("name", "layout", "root", "subjects", "options", "files")
 
 

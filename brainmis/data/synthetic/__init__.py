@@ -9,8 +9,9 @@ One module per idea, each depending only on the ones before it:
 - ``spec``: the settings (``SyntheticSpec``, ``make_spec``) and in-memory records
   (``SyntheticBrain``, ``SyntheticSubject``) of a synthetic dataset;
 - ``simulation``: word features, voxels and responses (``simulate``);
-- ``textgrid_writer`` and ``writers``: a dataset on disk in the HP, Moth or NIfTI layout,
-  with ``source.yaml`` and ``ground_truth/`` (``generate_synthetic``);
+- ``textgrid_writer``, ``story_layout_writers`` (Narratives, LeBel) and ``writers``: a dataset
+  on disk in the HP, Moth, NIfTI, Narratives or LeBel layout, with ``source.yaml`` and
+  ``ground_truth/`` (``generate_synthetic``);
 - ``cache``: generate, read and bundle once into a cache folder (``synthetic_bundle``, the
   embedded default of the demo and of the tests).
 

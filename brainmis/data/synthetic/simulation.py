@@ -91,9 +91,42 @@ def _stimulus(
         )
         return runs, names[-1], layouts.MOTH_TR
     chunks = split_into_runs(paragraphs, spec.n_runs, text)
+    if layout in ("narratives", "lebel"):
+        return _story_stimulus(layout, chunks, rng), None, STORY_TRS[layout]
     names = [f"run{index + 1}" for index in range(spec.n_runs)]
     runs = spoken_runs(chunks, rng, names, tr=NIFTI_TR, lead_in_s=6.0, tail_s=16.0, lowercase=False)
     return runs, None, NIFTI_TR
+
+
+STORY_TRS = {"narratives": layouts.NARRATIVES_TR, "lebel": layouts.LEBEL_TR}
+
+
+def _story_stimulus(
+    layout: str, chunks: list[list[list[str]]], rng: np.random.Generator
+) -> list[StimulusRun]:
+    """Spoken stories named ``story01``... (alphanumeric, as BIDS task labels must be).
+
+    Narratives: every volume kept, TR times from the scan start (the writer puts the audio
+    start a few seconds in). LeBel: TR ``i`` at ``i * TR - LEBEL_SOUND_START`` on the audio
+    clock, the first ``LEBEL_TRIM_START`` and last ``LEBEL_TRIM_END`` TRs without rows.
+    """
+    names = [f"story{index + 1:02d}" for index in range(len(chunks))]
+    if layout == "narratives":
+        tr = layouts.NARRATIVES_TR
+        return spoken_runs(chunks, rng, names, tr=tr, lead_in_s=6.0, tail_s=16.0, lowercase=False)
+    runs = spoken_runs(
+        chunks,
+        rng,
+        names,
+        tr=layouts.LEBEL_TR,
+        lead_in_s=2.0,
+        tail_s=16.0 + layouts.LEBEL_SOUND_START,
+        trim_start=layouts.LEBEL_TRIM_START,
+        trim_end=layouts.LEBEL_TRIM_END,
+    )
+    for run in runs:
+        run.tr_times = run.tr_times - layouts.LEBEL_SOUND_START
+    return runs
 
 
 def _word_features(

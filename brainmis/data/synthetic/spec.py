@@ -18,7 +18,7 @@ from brainmis.data.synthetic.stimulus import StimulusRun
 from brainmis.data.synthetic.word_categories import CATEGORY_NAMES
 from brainmis.data.synthetic.worlds import WORLDS
 
-LAYOUTS = ("hp", "moth", "nifti")
+LAYOUTS = ("hp", "moth", "nifti", "narratives", "lebel")
 GENERATOR_VERSION = 2  # bump when the generated data change, so caches are rebuilt
 # 2: no HP ceiling file by default; the bundle carries the predictive inter-subject ceiling
 HP_SUBJECT_NAMES = ("F", "H", "I", "J", "K", "L", "M", "N")
@@ -35,7 +35,8 @@ class SyntheticSpec:
 
     Attributes:
         n_voxels: voxels per subject (for ``nifti``: voxels inside the brain mask).
-        n_runs: runs (HP, NIfTI) or training stories (Moth; one repeated story is added).
+        n_runs: runs (HP, NIfTI), stories (Narratives, LeBel) or training stories (Moth;
+            one repeated story is added).
         world: what drives the brain (``brainmis.data.synthetic.worlds``): ``semantic``
             (categories), ``probed`` (categories that probing tasks test) or ``unprobed`` (a
             random partition of the vocabulary).
@@ -152,7 +153,7 @@ class SyntheticBrain:
     """A generated dataset in memory, before it is written in a layout.
 
     Attributes:
-        layout: ``hp``, ``moth`` or ``nifti``.
+        layout: one of ``LAYOUTS``.
         tr: seconds.
         runs: the timed stimulus of every run (Moth: training stories, then the repeated one).
         repeated_run: name of the run presented ``n_repeats`` times, or None.
@@ -198,7 +199,12 @@ def make_spec(**sizes) -> SyntheticSpec:
 
 
 def subject_names(layout: str, n_subjects: int) -> list[str]:
-    """Subject identifiers as the layout spells them: HP letters, else ``01``, ``02``..."""
+    """Subject identifiers as the layout spells them: HP letters, Narratives ``001``, LeBel
+    ``UTS01``, else ``01``, ``02``..."""
+    if layout == "narratives":
+        return [f"{index + 1:03d}" for index in range(n_subjects)]
+    if layout == "lebel":
+        return [f"UTS{index + 1:02d}" for index in range(n_subjects)]
     if layout == "hp":
         extra = [letter for letter in "ABCDEGOPQRSTUVWXYZ" if letter not in HP_SUBJECT_NAMES]
         names = list(HP_SUBJECT_NAMES) + extra

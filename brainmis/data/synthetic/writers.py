@@ -1,4 +1,5 @@
-"""Write a simulated ``SyntheticBrain`` to disk in the HP, Moth or NIfTI layout.
+"""Write a simulated ``SyntheticBrain`` to disk in the HP, Moth, NIfTI, Narratives or LeBel layout
+(the last two in ``brainmis.data.synthetic.story_layout_writers``).
 
 ``generate_synthetic`` simulates (``brainmis.data.synthetic.simulation``) and writes one
 dataset atomically; ``write_dataset`` writes a ``SyntheticBrain`` already in memory. Every
@@ -43,18 +44,19 @@ from brainmis.data.readers import layouts
 from brainmis.data.synthetic.simulation import simulate
 from brainmis.data.synthetic.spec import (
     GENERATOR_VERSION,
-    NIFTI_VOXEL_MM,
     SyntheticBrain,
     SyntheticSpec,
     make_spec,
 )
-from brainmis.data.synthetic.stimulus import StimulusRun
-from brainmis.data.synthetic.textgrid_writer import write_textgrid
+from brainmis.data.synthetic.story_layout_writers import (
+    bold_image,
+    write_lebel,
+    write_narratives,
+    write_roi_atlas,
+)
+from brainmis.data.synthetic.textgrid_writer import write_story_textgrid
 from brainmis.data.synthetic.worlds import probing_task_groups
 from brainmis.errors import refuse_non_empty_dir
-
-SILENCE_SHORT = "sp"  # pauses shorter than SHORT_PAUSE_S are labelled "sp", longer ones ""
-SHORT_PAUSE_S = 0.6
 
 
 def generate_synthetic(
@@ -64,7 +66,7 @@ def generate_synthetic(
     seed: int = 0,
     **sizes,
 ) -> Path:
-    """Write a synthetic dataset in the real on-disk ``layout`` (``hp``, ``moth``, ``nifti``).
+    """Write a synthetic dataset in the real on-disk ``layout`` (``spec.LAYOUTS``).
 
     ``sizes`` are ``SyntheticSpec`` fields (``n_voxels``, ``n_runs``, ...). Beside the data
     it writes ``source.yaml`` (for ``brainmis.data.readers.read_source``) and
@@ -93,7 +95,13 @@ def write_dataset(brain: SyntheticBrain, spec: SyntheticSpec, seed: int, out: Pa
     """Write ``brain`` under ``out`` (created) in its layout, with source.yaml and ground truth."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=False)
-    writers = {"hp": _write_hp, "moth": _write_moth, "nifti": _write_nifti}
+    writers = {
+        "hp": _write_hp,
+        "moth": _write_moth,
+        "nifti": _write_nifti,
+        "narratives": write_narratives,
+        "lebel": write_lebel,
+    }
     options = writers[brain.layout](brain, spec, out)
     _write_ground_truth(brain, spec, seed, out)
     source = {
@@ -152,7 +160,7 @@ def _hp_ceilings(brain: SyntheticBrain, spec: SyntheticSpec) -> dict[str, np.nda
 
 def _write_moth(brain: SyntheticBrain, spec: SyntheticSpec, out: Path) -> dict:
     for run in brain.runs:
-        _write_story_textgrid(run, layouts.moth_textgrid(out, run.name), spec.textgrid_short_format)
+        write_story_textgrid(run, layouts.moth_textgrid(out, run.name), spec.textgrid_short_format)
         trfile = layouts.moth_trfile(out, run.name)
         trfile.parent.mkdir(parents=True, exist_ok=True)
         labels = ["first-trigger"] + ["trigger"] * (run.tr_times.size - 1)
@@ -175,64 +183,16 @@ def _write_moth(brain: SyntheticBrain, spec: SyntheticSpec, out: Path) -> dict:
     }
 
 
-def story_intervals(run: StimulusRun) -> list[tuple[float, float, str]]:
-    """Word intervals of a story with the pauses between words labelled as silences."""
-    intervals: list[tuple[float, float, str]] = []
-    cursor = 0.0
-    for word, onset, duration in zip(run.tokens, run.onsets, run.durations, strict=True):
-        if onset > cursor + 1e-6:
-            gap = onset - cursor
-            intervals.append((cursor, float(onset), SILENCE_SHORT if gap < SHORT_PAUSE_S else ""))
-        intervals.append((float(onset), float(onset + duration), word))
-        cursor = float(onset + duration)
-    return intervals
-
-
-def _phone_intervals(words: list[tuple[float, float, str]]) -> list[tuple[float, float, str]]:
-    """A crude phone tier: each word interval split evenly over its letters (upper case)."""
-    phones: list[tuple[float, float, str]] = []
-    for start, stop, text in words:
-        letters = [character.upper() for character in text if character.isalpha()]
-        if not letters or text == SILENCE_SHORT:
-            phones.append((start, stop, "sp" if text else ""))
-            continue
-        edges = np.linspace(start, stop, len(letters) + 1)
-        phones += [
-            (float(a), float(b), p) for a, b, p in zip(edges[:-1], edges[1:], letters, strict=True)
-        ]
-    return phones
-
-
-def _write_story_textgrid(run: StimulusRun, path: Path, short_format: bool = False) -> None:
-    words = story_intervals(run)
-    xmax = max(float(run.tr_times[-1]), words[-1][1] + 1.0)  # the audio outlasts the words
-    tiers = {"phone": _phone_intervals(words), "word": words}
-    write_textgrid(path, tiers, xmax=xmax, short_format=short_format)
-
-
 # --- Generic NIfTI + events TSV ----------------------------------------------------------
-
-
-def _affine(shape: tuple[int, int, int]) -> np.ndarray:
-    affine = np.diag([NIFTI_VOXEL_MM, NIFTI_VOXEL_MM, NIFTI_VOXEL_MM, 1.0])
-    affine[:3, 3] = -NIFTI_VOXEL_MM * (np.array(shape) - 1) / 2  # origin near the centre
-    return affine
 
 
 def _write_nifti(brain: SyntheticBrain, spec: SyntheticSpec, out: Path) -> dict:
     shape, coords = brain.volume_shape, brain.voxel_coords
-    affine = _affine(shape)
     for subject in brain.subjects:
         for index, run in enumerate(brain.runs, start=1):
-            data = subject.responses[run.name]  # (T, V)
-            volume = np.zeros((*shape, data.shape[0]), dtype=np.float32)
-            volume[coords[:, 0], coords[:, 1], coords[:, 2], :] = data.T
-            image = nib.Nifti1Image(volume, affine)
-            image.header.set_zooms((NIFTI_VOXEL_MM,) * 3 + (brain.tr,))
-            image.header.set_xyzt_units("mm", "sec")
             bold = layouts.nifti_bold(out, subject.name, index)
             bold.parent.mkdir(parents=True, exist_ok=True)
-            nib.save(image, bold)
+            nib.save(bold_image(subject.responses[run.name], coords, shape, brain.tr), bold)
             rows = ["onset\tduration\tword"]
             rows += [
                 f"{onset:.4f}\t{duration:.4f}\t{word}"
@@ -241,16 +201,8 @@ def _write_nifti(brain: SyntheticBrain, spec: SyntheticSpec, out: Path) -> dict:
             layouts.nifti_events(out, subject.name, index).write_text(
                 "\n".join(rows) + "\n", encoding="utf-8"
             )
-        atlas = np.zeros(shape, dtype=np.int16)
-        label_rows = ["index\tname"]
-        for label, (name, mask) in enumerate(brain.roi_masks.items(), start=1):
-            atlas[tuple(coords[mask].T)] = label
-            label_rows.append(f"{label}\t{name}")
-        roi = layouts.nifti_roi(out, subject.name)
-        roi.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(nib.Nifti1Image(atlas, affine), roi)
-        layouts.nifti_roi_labels(out, subject.name).write_text(
-            "\n".join(label_rows) + "\n", encoding="utf-8"
+        write_roi_atlas(
+            brain, layouts.nifti_roi(out, subject.name), layouts.nifti_roi_labels(out, subject.name)
         )
     return {}
 
