@@ -133,6 +133,36 @@ def test_narratives_group_mask_from_the_manifest(synthetic, tmp_path):
         assert subject.roi_masks["language"].sum() == binary.sum()
 
 
+def test_narratives_surface_derivatives(synthetic, tmp_path):
+    """The fsaverage6 form: one GIfTI per hemisphere and story, one data array per TR."""
+    root = copy_of(synthetic, "narratives", tmp_path)
+    volumes = read_layout(root, "narratives")
+    template = (
+        "derivatives/afni-nosmooth/sub-{subject}/func/sub-{subject}_task-{story}"
+        "_space-fsaverage6_hemi-{hemi}_desc-clean.func.gii"
+    )
+    for subject in ("001", "002"):
+        for run in volumes.subjects[subject].runs:
+            halves = {"L": run.responses[:, :25], "R": run.responses[:, 25:]}
+            for hemi, data in halves.items():
+                arrays = [nib.gifti.GiftiDataArray(row) for row in data]
+                path = root / template.format(subject=subject, story=run.name, hemi=hemi)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                nib.save(nib.gifti.GiftiImage(darrays=arrays), path)
+            layouts.narratives_bold(root, subject, run.name).unlink()
+    files = {"bold": template.replace("{hemi}", "L")}
+    surface = read_layout(root, "narratives", files=files)
+    assert surface.tr == 1.5
+    for a, b in zip(surface.subjects["002"].runs, volumes.subjects["002"].runs, strict=True):
+        np.testing.assert_array_equal(a.responses, b.responses)
+        np.testing.assert_array_equal(a.word_onsets, b.word_onsets)
+    assert surface.subjects["002"].voxel_coords is None
+    right = root / template.format(subject="001", story="story02", hemi="R")
+    right.unlink()
+    with pytest.raises(BrainmisInputError, match="hemi-R_desc-clean.func.gii: missing file"):
+        read_layout(root, "narratives", files=files)
+
+
 # --- LeBel -----------------------------------------------------------------------------------
 def test_lebel_reads_back_the_simulation(synthetic):
     brain = simulate("lebel", make_spec(**SMALL), 2, 0)

@@ -20,6 +20,11 @@ overridden under ``files:``, e.g. ``bold`` pointing at ``derivatives/afni-nosmoo
   template without ``{subject}`` is one group mask for all (Narratives derivatives share
   MNI space). The subject's voxels are those non-zero in any volume of any story plus every
   ROI voxel (``nifti.in_brain_mask``), with their ``(i, j, k)`` and the affine.
+- or surfaces: a ``files.bold`` template ending in ``.func.gii`` that names the left
+  hemisphere (``..._space-fsaverage6_hemi-L_desc-clean.func.gii``, the afni-smooth /
+  afni-nosmooth derivatives); its ``hemi-R`` twin is read too, the subject's "voxels" are the
+  vertices of both hemispheres (left first) non-zero in any story, without ROI or
+  coordinates; TR from the ``tr`` option (GIfTI stores none), default 1.5 s.
 
 Subjects are named without ``sub-`` (``001``). Which stories: ``story_set`` and ``stories``
 (``brainmis.data.readers.story_sets``; default only the stories every chosen subject has).
@@ -41,6 +46,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from brainmis.data.readers import checks, layouts
@@ -74,6 +80,8 @@ NARRATIVES_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 UNTIMED_CHOICES = ("drop", "interpolate")
 TIMED_CASE = "success"
+SURFACE_SUFFIX = ".func.gii"  # fsaverage6 derivatives: hemi-L / hemi-R files per story
+SURFACE_LEFT, SURFACE_RIGHT = "hemi-L", "hemi-R"
 
 
 @dataclass(frozen=True)
@@ -387,10 +395,28 @@ def read_narratives_subject(
     options: NarrativesOptions,
     notes: list[str],
 ) -> tuple[Subject, float]:
-    volumes, paths, trs = [], [], []
+    """One subject's stories from NIfTI volumes, or from GIfTI surfaces (``.func.gii``)."""
+    paths = [names.path("bold", subject=subject, story=story) for story in stories]
+    surface = [path.name.endswith(SURFACE_SUFFIX) for path in paths]
+    if any(surface) and not all(surface):
+        raise BrainmisInputError(paths[0], "stories mix NIfTI volumes and GIfTI surfaces")
+    if all(surface):
+        return read_surface_subject(names, subject, stories, paths, alignments, options)
+    return read_volume_subject(names, subject, stories, paths, alignments, options, notes)
+
+
+def read_volume_subject(
+    names: FileNames,
+    subject: str,
+    stories: list[str],
+    paths: list[Path],
+    alignments: dict[str, StoryWords],
+    options: NarrativesOptions,
+    notes: list[str],
+) -> tuple[Subject, float]:
+    volumes, trs = [], []
     shape = affine = None
-    for story in stories:
-        path = names.path("bold", subject=subject, story=story)
+    for path in paths:
         image = load_image(path, "4D BOLD")
         if len(image.shape) != 4:
             raise BrainmisInputError(path, f"BOLD must be 4-D (X, Y, Z, T), found {image.shape}")
@@ -401,48 +427,19 @@ def read_narratives_subject(
                 path, f"story is not in the same space as story {stories[0]} (shape/affine)"
             )
         trs.append(float(options.tr) if options.tr is not None else header_tr(path, image))
-        if image.shape[3] <= options.trim_start + options.trim_end:
-            raise BrainmisInputError(path, f"{image.shape[3]} volumes, too few for the trimming")
         data = image_data(path, image)
         checks.check_finite(path, data, "BOLD values")
         volumes.append(data)
-        paths.append(path)
     if not np.allclose(trs, trs[0], rtol=1e-3):
         raise BrainmisInputError(paths[-1], f"stories have different TRs: {trs}")
     tr = trs[0]
     assert shape is not None and affine is not None  # at least one story (choose_stories)
     roi_volumes = read_roi_image(names, subject, shape, affine, options, notes)  # type: ignore[arg-type]
     in_brain = in_brain_mask(shape, volumes, roi_volumes)
-    runs = []
-    for story, data, path in zip(stories, volumes, paths, strict=True):
-        alignment = alignments[story]
-        audio_onset = (
-            options.audio_onset
-            if options.audio_onset is not None
-            else read_audio_onset(names, subject, story)
-        )
-        onsets = audio_onset + alignment.onsets
-        n_volumes = data.shape[3]
-        tr_times = tr * np.arange(n_volumes, dtype=np.float64)
-        if onsets[-1] > tr_times[-1]:
-            raise BrainmisInputError(
-                path,
-                f"{n_volumes} volumes cover 0 .. {tr_times[-1]:g} s, but the words of story "
-                f"{story!r} run to {onsets[-1]:g} s (audio onset {audio_onset:g} s + "
-                f"{alignment.onsets[-1]:g} s in align.json): the scan does not cover the "
-                "story (cut short, or another story's alignment?)",
-            )
-        kept = np.arange(options.trim_start, n_volumes - options.trim_end, dtype=np.int64)
-        record = Run(
-            name=story,
-            tr_times=tr_times,
-            responses=np.ascontiguousarray(data[in_brain].T[kept], dtype=np.float32),
-            kept_trs=kept,
-            words=alignment.words,
-            word_onsets=onsets,
-        )
-        checks.check_words_inside_run(names.path("align", story=story), record, tr)
-        runs.append(record)
+    runs = [
+        story_run(names, subject, story, data[in_brain].T, tr, alignments[story], options, path)
+        for story, data, path in zip(stories, volumes, paths, strict=True)
+    ]
     subject_record = Subject(
         name=subject,
         runs=runs,
@@ -452,3 +449,109 @@ def read_narratives_subject(
         affine=np.asarray(affine, dtype=np.float64),
     )
     return subject_record, tr
+
+
+def read_surface_subject(
+    names: FileNames,
+    subject: str,
+    stories: list[str],
+    paths: list[Path],
+    alignments: dict[str, StoryWords],
+    options: NarrativesOptions,
+) -> tuple[Subject, float]:
+    """Surface stories: the vertices of both hemispheres non-zero in any story, no ROI, no
+    voxel coordinates; TR from the ``tr`` option (GIfTI has none), default 1.5 s."""
+    series = [read_surface_bold(path) for path in paths]
+    n_vertices = {data.shape[1] for data in series}
+    if len(n_vertices) != 1:
+        raise BrainmisInputError(paths[-1], f"stories have different vertex counts {n_vertices}")
+    in_brain = np.zeros(series[0].shape[1], dtype=bool)
+    for data in series:
+        in_brain |= np.any(data != 0, axis=0)
+    tr = float(options.tr) if options.tr is not None else layouts.NARRATIVES_TR
+    runs = [
+        story_run(names, subject, story, data[:, in_brain], tr, alignments[story], options, path)
+        for story, data, path in zip(stories, series, paths, strict=True)
+    ]
+    return Subject(name=subject, runs=runs), tr
+
+
+def read_surface_bold(path: Path) -> np.ndarray:
+    """``(T, V)`` float32: the vertices of the ``hemi-L`` file ``path``, then those of its
+    ``hemi-R`` twin (the same name with ``hemi-R``)."""
+    if SURFACE_LEFT not in path.name:
+        raise BrainmisInputError(
+            path,
+            f"a surface BOLD template must name the left hemisphere ({SURFACE_LEFT}); the "
+            f"right one is the same name with {SURFACE_RIGHT}",
+        )
+    right = path.with_name(path.name.replace(SURFACE_LEFT, SURFACE_RIGHT))
+    halves = [read_gifti_series(half) for half in (path, right)]
+    if halves[0].shape[0] != halves[1].shape[0]:
+        raise BrainmisInputError(
+            right, f"{halves[1].shape[0]} time points, the left hemisphere {halves[0].shape[0]}"
+        )
+    return np.concatenate(halves, axis=1)
+
+
+def read_gifti_series(path: Path) -> np.ndarray:
+    """``(T, V)`` float32 from a GIfTI time series: one data array per time point (or one
+    ``(V, T)`` array)."""
+    checks.require_file(path, "GIfTI surface time series (.func.gii)")
+    try:
+        arrays = [np.asarray(array.data, dtype=np.float32) for array in nib.load(path).darrays]
+    except Exception as error:  # nibabel raises many types for a bad file
+        raise BrainmisInputError(path, f"not a readable GIfTI file: {error}") from None
+    if len(arrays) == 1 and arrays[0].ndim == 2:
+        data = arrays[0].T
+    elif arrays and all(array.ndim == 1 for array in arrays) and len({a.size for a in arrays}) == 1:
+        data = np.stack(arrays)
+    else:
+        raise BrainmisInputError(
+            path, "expected one data array per time point, each (V,), or one (V, T) array"
+        )
+    checks.check_finite(path, data, "surface values")
+    return data
+
+
+def story_run(
+    names: FileNames,
+    subject: str,
+    story: str,
+    responses: np.ndarray,
+    tr: float,
+    alignment: StoryWords,
+    options: NarrativesOptions,
+    path: Path,
+) -> Run:
+    """The run of one story from ``responses (n_volumes, V)``: volume ``i`` at ``i * tr`` s,
+    words at the audio onset plus their align.json start, the trimmed volumes dropped."""
+    n_volumes = responses.shape[0]
+    if n_volumes <= options.trim_start + options.trim_end:
+        raise BrainmisInputError(path, f"{n_volumes} volumes, too few for the trimming")
+    audio_onset = (
+        options.audio_onset
+        if options.audio_onset is not None
+        else read_audio_onset(names, subject, story)
+    )
+    onsets = audio_onset + alignment.onsets
+    tr_times = tr * np.arange(n_volumes, dtype=np.float64)
+    if onsets[-1] > tr_times[-1]:
+        raise BrainmisInputError(
+            path,
+            f"{n_volumes} volumes cover 0 .. {tr_times[-1]:g} s, but the words of story "
+            f"{story!r} run to {onsets[-1]:g} s (audio onset {audio_onset:g} s + "
+            f"{alignment.onsets[-1]:g} s in align.json): the scan does not cover the "
+            "story (cut short, or another story's alignment?)",
+        )
+    kept = np.arange(options.trim_start, n_volumes - options.trim_end, dtype=np.int64)
+    record = Run(
+        name=story,
+        tr_times=tr_times,
+        responses=np.ascontiguousarray(responses[kept], dtype=np.float32),
+        kept_trs=kept,
+        words=alignment.words,
+        word_onsets=onsets,
+    )
+    checks.check_words_inside_run(names.path("align", story=story), record, tr)
+    return record
