@@ -446,10 +446,17 @@ def render_html(blocks: list[Block], out_dir: Path) -> str:
 
 
 def write_reports(
-    comparison: Comparison, figures: list[Figure], files: list[str], out_dir: Path
+    comparison: Comparison,
+    figures: list[Figure],
+    files: list[str],
+    out_dir: Path,
+    extra_blocks: list[Block] | None = None,
 ) -> list[str]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their names."""
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their names.
+    ``extra_blocks`` (e.g. ``brainmis.analysis.lm_report``'s sections) go before "Files"."""
     blocks = report_blocks(comparison, figures, files)
+    if extra_blocks:
+        blocks[-2:-2] = extra_blocks  # the last two blocks are the "Files" heading and list
     (out_dir / "report.md").write_text(render_markdown(blocks))
     (out_dir / "report.html").write_text(render_html(blocks, out_dir))
     return ["report.md", "report.html"]

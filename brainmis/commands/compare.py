@@ -23,6 +23,7 @@ from brainmis.analysis.comparison import (
 )
 from brainmis.analysis.curves import Curve, read_curves
 from brainmis.analysis.figures import write_figures
+from brainmis.analysis.lm_report import read_lm_analyses, write_lm_analyses
 from brainmis.analysis.probing_stats import DEFAULT_METRICS
 from brainmis.analysis.report import write_reports
 from brainmis.analysis.results import read_per_voxel_r, read_run_results
@@ -190,14 +191,17 @@ def compare_runs(
     options = replace(options, contrasts=parse_contrasts(requested, matrix, explicit))
     curves = _check_and_read_extras(matrix)
     comparison = compare_study(matrix, options)
-    summary = text_summary(comparison)
+    lm_analyses = read_lm_analyses(comparison)  # per-window LM losses, the removal frontier
+    summary = "\n".join([text_summary(comparison), *lm_analyses.summary_lines()])
 
     out.mkdir(parents=True, exist_ok=True)
     files = write_tables(comparison, out)
     (out / "summary.txt").write_text(summary + "\n")
     figures = write_figures(comparison, out, lambda path: curves.get(path, {}))
     files += ["summary.txt", *[figure.path for figure in figures]]
-    files += write_reports(comparison, figures, files, out)
+    lm_files, lm_blocks = write_lm_analyses(lm_analyses, out)
+    files += lm_files
+    files += write_reports(comparison, figures, files, out, extra_blocks=lm_blocks)
     return CompareResult(comparison, summary, files)
 
 

@@ -54,6 +54,7 @@ from brainmis.models.features import pool_groups, transformer_body
 from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, reverse_gradient
 from brainmis.models.head_refit import FeatureBuffer, ridge_head_weights
 from brainmis.models.lm_budget import LMBudgetController
+from brainmis.models.lm_windows import window_lm_losses, write_lm_windows
 from brainmis.models.lora import add_lora
 from brainmis.models.losses import pearson_loss
 from brainmis.models.masking import IGNORE_INDEX, mask_tokens
@@ -662,7 +663,8 @@ class BrainMisalignmentModule(LightningModule):
 
     def on_fit_end(self) -> None:
         """Write ``<log_dir>/evaluation/lm.json``: LM loss on the held-out (test) run, labelled
-        with the training epochs finished (as the brain-alignment and probing results)."""
+        with the training epochs finished (as the brain-alignment and probing results), and
+        ``lm_windows.csv``, the loss of each of its windows."""
         trainer = self.trainer
         datamodule = getattr(trainer, "datamodule", None)
         if trainer.fast_dev_run or datamodule is None or trainer.logger is None:
@@ -674,6 +676,8 @@ class BrainMisalignmentModule(LightningModule):
         folder.mkdir(parents=True, exist_ok=True)
         record = {"epoch": epochs_finished(trainer), "lm_loss": lm_loss}
         (folder / LM_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        windows = window_lm_losses(self, datamodule.test_dataloader(), EVAL_MASK_SEED)
+        write_lm_windows(folder, windows)  # evaluation/lm_windows.csv, beside lm.json
 
     # ---------------------------------------------------------------- checkpoints
     def trainable_state_keys(self) -> list[str]:

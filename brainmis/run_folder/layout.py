@@ -7,6 +7,7 @@ A run folder (``lightning_logs/<name>/version_N/``, or a sweep's ``runs/<run_id>
     events.out.tfevents.*             TensorBoard scalars
     checkpoints/last.ckpt, best.ckpt  trainable weights only
     evaluation/lm.json                {"epoch": E, "lm_loss": float}
+    evaluation/lm_windows.csv         per test window: LM_WINDOWS_COLUMNS (beside lm.json)
     evaluation/brain_alignment.json   latest brain evaluation + history
     evaluation/brain_r_epoch{E}.npy   (V,) per-voxel r of the evaluation after E epochs
     evaluation/brain_similarity.json  RSA / CKA / Procrustes per epoch (when asked for)
@@ -31,6 +32,11 @@ BEST_CHECKPOINT = "best.ckpt"  # the paper trainer: lowest val/lm_loss
 
 EVALUATION_DIR = "evaluation"
 LM_FILE = "lm.json"
+# Written with lm.json (brainmis.models.lm_windows): one row per held-out (test run) window,
+# its index in the datamodule's window table, mean LM loss (nats per predicted token) and
+# number of predicted tokens; lm.json's lm_loss is the token-weighted mean of the rows.
+LM_WINDOWS_FILE = "lm_windows.csv"
+LM_WINDOWS_COLUMNS = ("window", "lm_loss", "n_tokens")
 BRAIN_FILE = "brain_alignment.json"
 # brainmis.evaluation.brain.measures: {"latest_epoch": E, "epochs": {"<E>": record}}
 BRAIN_SIMILARITY_FILE = "brain_similarity.json"

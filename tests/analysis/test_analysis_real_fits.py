@@ -48,7 +48,7 @@ def test_compare_on_real_fits(fitted_study, tmp_path):
     figures = sorted(path.name for path in (out / "figures").iterdir())
     assert figures == [
         f"{kind}_tiny-gpt2-synthetic-hp.png"
-        for kind in ("brain_alignment", "probing", "tradeoff", "training_curves")
+        for kind in ("brain_alignment", "lm_distribution", "probing", "tradeoff", "training_curves")
     ]
     for figure in (out / "figures").iterdir():
         assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
