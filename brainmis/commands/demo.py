@@ -1,6 +1,7 @@
 """``brainmis demo``: the main job on the embedded synthetic default.
 
-Builds a tiny GPT-2 (tokenizer trained on the project's narrative, briefly LM-pretrained),
+Builds a tiny GPT-2 (or ``--model-family F``: any of ``brainmis.models.tiny.TINY_FAMILIES``;
+tokenizer trained on the project's narrative, briefly LM-pretrained),
 then fits every condition for every synthetic subject with the demo configs
 (``configs/demo/<condition>.yaml``: brain-alignment and probing callbacks included), and ends
 with ``brainmis compare`` over the runs, which prints the comparison table. Nothing existing
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from brainmis.cli_parser import ToolArgumentParser
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
+from brainmis.models.tiny import TINY_FAMILIES
 from brainmis.run_folder.layout import BRAIN_FILE, LM_FILE, evaluation_dir
 from brainmis.structured_files import read_mapping
 
@@ -129,6 +131,9 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--subjects", nargs="+", default=None, help="default: every subject")
     parser.add_argument("--pretrain-steps", type=int, default=300, help="LM steps of the model")
+    parser.add_argument(
+        "--model-family", default="gpt2", choices=TINY_FAMILIES, help="the tiny model's family"
+    )
     parser.add_argument("--verbose", action="store_true", help="keep library warnings and banners")
     parser.add_argument(
         "fit_overrides",
@@ -150,8 +155,9 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     print(f"brainmis demo: writing into {out}")
-    model = make_tiny_model("gpt2", out=out / "tiny-gpt2", pretrain_steps=args.pretrain_steps)
-    print(f"  tiny GPT-2 with a tokenizer trained on the narrative: {model}")
+    family = args.model_family
+    model = make_tiny_model(family, out=out / f"tiny-{family}", pretrain_steps=args.pretrain_steps)
+    print(f"  tiny {family} with a tokenizer trained on the narrative: {model}")
     for subject in subjects:
         for condition in args.conditions:
             print(f"  fit {condition:<11} subject {subject} ...", end=" ", flush=True)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from brainmis.cli_parser import ToolArgumentParser
-from brainmis.models.backbone import FAMILIES
-from brainmis.models.tiny import DEFAULT_TEXT, make_tiny_model
+from brainmis.models.tiny import DEFAULT_TEXT, TINY_FAMILIES, make_tiny_model
 
 
 def main(argv: list[str]) -> int:
@@ -15,7 +14,7 @@ def main(argv: list[str]) -> int:
         prog="brainmis make-tiny-model",
         description="Build a tiny model + tokenizer trained on a text, saved with save_pretrained.",
     )
-    parser.add_argument("--family", required=True, choices=FAMILIES)
+    parser.add_argument("--family", required=True, choices=TINY_FAMILIES)
     parser.add_argument("--text", type=Path, default=DEFAULT_TEXT, help="UTF-8 training text")
     parser.add_argument("--out", type=Path, required=True, help="new or empty output folder")
     parser.add_argument("--hidden", type=int, default=64)

@@ -2,7 +2,11 @@
 
 Nothing is fetched at run time: ``pretrained_path`` must be a folder written by
 ``save_pretrained`` (a downloaded checkpoint, or one made by ``brainmis make-tiny-model``).
-BERT-style models load as masked LMs, GPT-2 and Llama as causal LMs.
+Any standard Hugging Face masked or causal LM loads: the objective comes from the folder's
+``config.json`` (``brainmis.models.architecture.objective_of_config``, overridable), and the
+model is loaded by ``AutoModelForMaskedLM`` or ``AutoModelForCausalLM`` accordingly. The
+family is the config's ``model_type`` (``bert``, ``gpt2``, ``qwen2`` ...); it picks the LoRA
+defaults (``brainmis.models.lora``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,26 +27,36 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from brainmis.errors import BrainmisInputError, missing_model_folder
+from brainmis.models.architecture import (
+    OBJECTIVE_CHOICES,
+    MaskedLMHead,
+    masked_lm_head,
+    objective_of_config,
+)
+from brainmis.models.lora import FAMILY_TARGETS
 
-FAMILIES = ("bert", "gpt2", "llama")
-MASKED_LM_FAMILIES = ("bert",)
-# config.json ``model_type`` -> family; close relatives train the same way.
-MODEL_TYPE_TO_FAMILY = {
-    "bert": "bert",
-    "roberta": "bert",
-    "gpt2": "gpt2",
-    "llama": "llama",
-}
+AUTO_CLASSES = {"masked": AutoModelForMaskedLM, "causal": AutoModelForCausalLM}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
 class Backbone:
-    """A loaded language model (with its LM head), its tokenizer and its family."""
+    """A loaded language model (with its LM head), its tokenizer and what kind it is.
+
+    Attributes:
+        model: the ``AutoModelForMaskedLM`` / ``AutoModelForCausalLM`` model.
+        tokenizer: its fast tokenizer.
+        family: the config's ``model_type`` (or the family asked for).
+        objective: ``masked`` or ``causal``.
+        mlm_head: for a masked LM whose head could be isolated, the head applied to hidden
+            states (``brainmis.models.architecture.masked_lm_head``); else None.
+    """
 
     model: nn.Module
     tokenizer: PreTrainedTokenizerBase
     family: str
+    objective: str = "causal"
+    mlm_head: MaskedLMHead | None = None
 
 
 def check_local_folder(pretrained_path: str | Path) -> Path:
@@ -56,25 +71,38 @@ def check_local_folder(pretrained_path: str | Path) -> Path:
     return path
 
 
-def model_family(pretrained_path: str | Path, family: str | None = None) -> str:
-    """The family (``bert|gpt2|llama``) named by ``family`` or read from ``config.json``."""
-    path = check_local_folder(pretrained_path)
-    if family is not None:
-        if family not in FAMILIES:
-            raise BrainmisInputError(
-                path, f"unknown model family {family!r}; use one of {FAMILIES}"
-            )
-        return family
+def read_model_config(pretrained_path: str | Path) -> dict[str, Any]:
+    """The folder's ``config.json`` as a mapping (one-line error if unreadable)."""
+    path = check_local_folder(pretrained_path) / "config.json"
     try:
-        model_type = json.loads((path / "config.json").read_text())["model_type"]
-    except (ValueError, KeyError) as error:
-        raise BrainmisInputError(path / "config.json", f"unreadable config: {error}") from error
-    if model_type not in MODEL_TYPE_TO_FAMILY:
+        config = json.loads(path.read_text())
+    except (ValueError, OSError) as error:
+        raise BrainmisInputError(path, f"unreadable config: {error}") from error
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise BrainmisInputError(path, "unreadable config: no model_type")
+    return config
+
+
+def model_family(pretrained_path: str | Path, family: str | None = None) -> str:
+    """``family`` if given (one with LoRA defaults, ``FAMILY_TARGETS``), else the
+    ``model_type`` of the folder's ``config.json`` (any)."""
+    path = check_local_folder(pretrained_path)
+    config = read_model_config(path)
+    if family is None:
+        return config["model_type"]
+    if family not in FAMILY_TARGETS:
         raise BrainmisInputError(
-            path / "config.json",
-            f"model_type {model_type!r} is not supported; supported: {sorted(MODEL_TYPE_TO_FAMILY)}",
+            path,
+            f"unknown model family {family!r}; use one of {sorted(FAMILY_TARGETS)}, or none"
+            " (the config's model_type)",
         )
-    return MODEL_TYPE_TO_FAMILY[model_type]
+    return family
+
+
+def model_objective(pretrained_path: str | Path, objective: str = "auto") -> str:
+    """``masked`` or ``causal`` for the folder (see ``objective_of_config``)."""
+    path = check_local_folder(pretrained_path)
+    return objective_of_config(read_model_config(path), path, objective)
 
 
 def load_tokenizer(pretrained_path: str | Path) -> PreTrainedTokenizerBase:
@@ -82,7 +110,7 @@ def load_tokenizer(pretrained_path: str | Path) -> PreTrainedTokenizerBase:
     path = check_local_folder(pretrained_path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TypeError, ImportError) as error:
         raise BrainmisInputError(
             path, f"cannot load a tokenizer from the folder: {error}"
         ) from error
@@ -92,27 +120,39 @@ def load_tokenizer(pretrained_path: str | Path) -> PreTrainedTokenizerBase:
 
 
 def load_backbone(
-    pretrained_path: str | Path, family: str | None = None, dtype: str = "auto"
+    pretrained_path: str | Path,
+    family: str | None = None,
+    dtype: str = "auto",
+    objective: str = "auto",
 ) -> Backbone:
     """Load model + tokenizer from a local folder and check that they fit together.
 
     Args:
         pretrained_path: folder with ``config.json``, weights and tokenizer files.
-        family: ``bert|gpt2|llama``; None reads it from ``config.json``.
+        family: the LoRA family (a key of ``brainmis.models.lora.FAMILY_TARGETS``); None =
+            the config's ``model_type``.
         dtype: weights dtype, one of ``auto`` (as saved), ``float32``, ``bfloat16``, ``float16``.
+        objective: ``auto`` (from the config), ``masked`` or ``causal``.
     """
     path = check_local_folder(pretrained_path)
     family = model_family(path, family)
+    if objective not in OBJECTIVE_CHOICES:
+        raise BrainmisInputError(
+            path, f"model.objective {objective!r}: use one of {OBJECTIVE_CHOICES}"
+        )
+    objective = model_objective(path, objective)
     if dtype not in DTYPES:
         raise BrainmisInputError(path, f"unknown dtype {dtype!r}; use one of {DTYPES}")
     tokenizer = load_tokenizer(path)
-    auto_class = AutoModelForMaskedLM if family in MASKED_LM_FAMILIES else AutoModelForCausalLM
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     transformers_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise
     try:
-        model = auto_class.from_pretrained(path, dtype=torch_dtype, local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise BrainmisInputError(path, f"cannot load the model weights: {error}") from error
+        model = AUTO_CLASSES[objective].from_pretrained(
+            path, dtype=torch_dtype, local_files_only=True
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, ImportError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BrainmisInputError(path, f"cannot load the model weights: {reason}") from error
     vocab_size = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocab_size:
         raise BrainmisInputError(
@@ -120,6 +160,11 @@ def load_backbone(
             f"tokenizer has {len(tokenizer)} tokens but the model's embedding has {vocab_size}:"
             " tokenizer and model do not belong together",
         )
-    if family in MASKED_LM_FAMILIES and tokenizer.mask_token_id is None:
-        raise BrainmisInputError(path, "masked-LM model but the tokenizer has no mask token")
-    return Backbone(model=model, tokenizer=tokenizer, family=family)
+    mlm_head = None
+    if objective == "masked":
+        if tokenizer.mask_token_id is None:
+            raise BrainmisInputError(path, "masked-LM model but the tokenizer has no mask token")
+        mlm_head = masked_lm_head(model)
+    return Backbone(
+        model=model, tokenizer=tokenizer, family=family, objective=objective, mlm_head=mlm_head
+    )

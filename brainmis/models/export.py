@@ -40,6 +40,7 @@ def export_checkpoint(
     info = {
         "source_checkpoint": str(Path(checkpoint).resolve()),
         "family": module.family,
+        "objective": module.objective,
         "condition": module.condition,
         "context_trs": module.context_trs,
         "feature_layer": module.feature_layer,

@@ -48,7 +48,7 @@ from torch.utils.data import RandomSampler
 from torchmetrics import MeanMetric, PearsonCorrCoef
 
 from brainmis.errors import BrainmisInputError
-from brainmis.models.backbone import MASKED_LM_FAMILIES, load_backbone
+from brainmis.models.backbone import load_backbone
 from brainmis.models.brain_head import BrainHead
 from brainmis.models.features import pool_groups, transformer_body
 from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, reverse_gradient
@@ -128,7 +128,9 @@ class BrainMisalignmentModule(LightningModule):
         pretrained_path: local model folder (``save_pretrained`` output).
         n_voxels: voxels predicted by the head (linked from the datamodule by the CLI).
         condition: ``misaligned | preserving | tuned | lm_only``.
-        family: ``bert|gpt2|llama``; None reads it from the folder's ``config.json``.
+        family: the LoRA defaults' family (``brainmis.models.lora.FAMILY_TARGETS``); None =
+            the folder's ``config.json`` ``model_type`` (any; docs/models.md).
+        objective: ``auto`` (from ``config.json``), ``masked`` or ``causal``.
         dtype: base weights dtype (``auto`` = as saved); LoRA and head stay float32.
         context_trs: TR groups per window (linked from the datamodule by the CLI).
         feature_layer: index into ``hidden_states`` (0 embeddings, -1 last block).
@@ -142,9 +144,10 @@ class BrainMisalignmentModule(LightningModule):
         grl_gamma: steepness of the ramp.
         head_l2: ridge penalty ``head_l2 * ||W||^2`` of the head's weights.
         lora_r, lora_alpha, lora_dropout: LoRA rank, scale and dropout.
-        lora_target_modules: module names; None = the family's defaults.
+        lora_target_modules: module names; None = the family's defaults, or every linear
+            layer of the blocks for a family without defaults (``brainmis.models.lora``).
         lora_layers: block indices that get adapters; None = all.
-        lora_include_mlp: llama only: also adapt gate/up/down projections.
+        lora_include_mlp: also adapt the MLP projections of the family's defaults (llama ...).
         gradient_checkpointing: non-reentrant checkpointing of the backbone.
         lr, weight_decay: AdamW settings for LoRA and head.
         head_lr: learning rate of the head (None = ``lr``). Default 10x ``lr``: an
@@ -177,6 +180,7 @@ class BrainMisalignmentModule(LightningModule):
         n_voxels: int,
         condition: str = "misaligned",
         family: str | None = None,
+        objective: str = "auto",
         dtype: str = "auto",
         context_trs: int = 5,
         feature_layer: int = -1,
@@ -227,8 +231,10 @@ class BrainMisalignmentModule(LightningModule):
         self.lm_budget_controller = self._make_budget_controller()
         self.given_lm_reference = given_lm_reference(lm_reference)
         self.feature_buffer = self._make_feature_buffer()
-        loaded = load_backbone(pretrained_path, family=family, dtype=dtype)
+        loaded = load_backbone(pretrained_path, family=family, dtype=dtype, objective=objective)
         self.family = loaded.family
+        self.objective = loaded.objective
+        self.mlm_head = loaded.mlm_head
         self.tokenizer = loaded.tokenizer
         self.condition = condition
         self.context_trs = context_trs
@@ -320,7 +326,7 @@ class BrainMisalignmentModule(LightningModule):
         """
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         group_ids = batch["group_ids"]
-        if self.family in MASKED_LM_FAMILIES:
+        if self.objective == "masked":
             return self._masked_lm_loss_and_features(
                 input_ids, attention_mask, group_ids, generator
             )
@@ -353,21 +359,24 @@ class BrainMisalignmentModule(LightningModule):
             generator=generator,
         )
         batch_size = input_ids.shape[0]
-        out = transformer_body(self.backbone)(
+        stacked = dict(
             input_ids=torch.cat([masked_ids, input_ids]),
             attention_mask=torch.cat([attention_mask, attention_mask]),
             output_hidden_states=True,
         )
+        chosen = labels != IGNORE_INDEX
+        if self.mlm_head is not None:  # the body, then the head on the masked positions only
+            out = transformer_body(self.backbone)(**stacked)
+            masked_hidden = out.last_hidden_state[:batch_size][chosen]  # (n_masked, hidden)
+            logits = self.mlm_head(self.backbone.get_base_model(), masked_hidden)
+        else:  # a head that needs more than the hidden states: the whole model
+            out = self.backbone(**stacked)
+            logits = out.logits[:batch_size][chosen]
         features = pool_groups(
             hidden_states_of(out)[self.feature_layer][batch_size:], group_ids, self.context_trs
         )
-        chosen = labels != IGNORE_INDEX
-        masked_hidden = out.last_hidden_state[:batch_size][chosen]  # (n_masked, hidden)
-        base = self.backbone.get_base_model()
-        mlm_head = base.cls if hasattr(base, "cls") else base.lm_head
-        logits = mlm_head(masked_hidden)
         if logits.shape[0] == 0:  # nothing masked in this batch: a zero that keeps the graph
-            lm_loss = out.last_hidden_state.sum() * 0.0
+            lm_loss = hidden_states_of(out)[-1].sum() * 0.0
         else:
             lm_loss = torch.nn.functional.cross_entropy(logits.float(), labels[chosen])
         return lm_loss, features, chosen.sum()

@@ -1,9 +1,11 @@
-"""``brainmis make-tiny-model``: a small BERT, GPT-2 or Llama with a tokenizer trained on a text.
+"""``brainmis make-tiny-model``: a small model of one of ``TINY_FAMILIES`` with a tokenizer
+trained on a text.
 
 The folder is written with ``save_pretrained``, so tests and the demo load it through the
 same path as a real checkpoint (``brainmis.models.backbone``). A short optional language-model
 pre-training on the same text gives the model real language features and LM losses that mean
-something.
+something. Masked families get a WordPiece tokenizer like BERT's, ``gpt2`` and ``gpt_neox`` a
+byte-level BPE like GPT-2's, the other causal families one like Llama's (``<s>`` prepended).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tokenizers import trainers as tokenizer_trainers
 from transformers import (
+    AutoConfig,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoTokenizer,
     BertConfig,
     GPT2Config,
     LlamaConfig,
@@ -25,7 +29,6 @@ from transformers import (
 )
 
 from brainmis.errors import BrainmisInputError, refuse_non_empty_dir
-from brainmis.models.backbone import FAMILIES, MASKED_LM_FAMILIES
 from brainmis.models.masking import mask_tokens
 
 # the narrative the synthetic brain reads (brainmis.data.synthetic.stimulus.default_text_path)
@@ -34,6 +37,18 @@ MAX_POSITIONS = 512  # tokens; windows of 5 TRs of text stay far below this
 PRETRAIN_SEQUENCE_TOKENS = 64
 PRETRAIN_BATCH_SIZE = 16
 PRETRAIN_LR = 2e-3
+# model_type of every family a tiny model can be made of (docs/models.md has the tested table)
+MASKED_TINY_FAMILIES = ("bert", "roberta", "deberta-v2", "modernbert")
+CAUSAL_TINY_FAMILIES = ("gpt2", "llama", "qwen2", "mistral", "olmo2", "gemma", "phi3", "gpt_neox")
+TINY_FAMILIES = (*MASKED_TINY_FAMILIES, *CAUSAL_TINY_FAMILIES)
+GPT2_TOKENIZER_FAMILIES = ("gpt2", "gpt_neox")  # byte-level BPE, <|endoftext|>, no BOS added
+
+
+def tokenizer_kind(family: str) -> str:
+    """``wordpiece`` (masked families), ``gpt2`` or ``llama`` (the other causal families)."""
+    if family in MASKED_TINY_FAMILIES:
+        return "wordpiece"
+    return "gpt2" if family in GPT2_TOKENIZER_FAMILIES else "llama"
 
 
 def read_text(text: str | Path) -> str:
@@ -48,14 +63,15 @@ def read_text(text: str | Path) -> str:
 
 
 def train_tokenizer(family: str, text: str, vocab_size: int) -> PreTrainedTokenizerFast:
-    """A fast tokenizer of the family's kind, trained on ``text``.
+    """A fast tokenizer of the family's kind (``tokenizer_kind``), trained on ``text``.
 
-    bert: WordPiece with ``[CLS] [SEP] [MASK] [PAD] [UNK]``; gpt2: byte-level BPE with
+    wordpiece: WordPiece with ``[CLS] [SEP] [MASK] [PAD] [UNK]``; gpt2: byte-level BPE with
     ``<|endoftext|>`` (as BOS, EOS and UNK, no pad token, like GPT-2); llama: byte-level BPE
-    with ``<s>`` prepended and ``</s>`` as EOS.
+    with ``<s>`` prepended and ``</s>`` as EOS (and as UNK and pad).
     """
     lines = [line for line in text.splitlines() if line.strip()]
-    if family == "bert":
+    kind = tokenizer_kind(family)
+    if kind == "wordpiece":
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
@@ -79,7 +95,7 @@ def train_tokenizer(family: str, text: str, vocab_size: int) -> PreTrainedTokeni
             mask_token="[MASK]",
         )
     else:
-        specials = ["<|endoftext|>"] if family == "gpt2" else ["<s>", "</s>"]
+        specials = ["<|endoftext|>"] if kind == "gpt2" else ["<s>", "</s>"]
         tokenizer = Tokenizer(models.BPE())
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
@@ -91,7 +107,7 @@ def train_tokenizer(family: str, text: str, vocab_size: int) -> PreTrainedTokeni
         )
         tokenizer.train_from_iterator(lines, trainer)
         byte_level = processors.ByteLevel(trim_offsets=True)
-        if family == "gpt2":
+        if kind == "gpt2":
             tokenizer.post_processor = byte_level
             names = dict(bos_token="<|endoftext|>", eos_token="<|endoftext|>")
             names["unk_token"] = "<|endoftext|>"
@@ -105,7 +121,8 @@ def train_tokenizer(family: str, text: str, vocab_size: int) -> PreTrainedTokeni
                     ),
                 ]
             )
-            names = dict(bos_token="<s>", eos_token="</s>")
+            # unk and pad named, so that a family's own tokenizer class (Qwen2's) adds none
+            names = dict(bos_token="<s>", eos_token="</s>", unk_token="</s>", pad_token="</s>")
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, model_max_length=MAX_POSITIONS, **names
     )
@@ -136,6 +153,10 @@ def tiny_config(
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
+    if family != "llama":
+        return AutoConfig.for_model(
+            family, **family_config_settings(family, tokenizer, hidden, layers, heads)
+        )
     return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=hidden,
@@ -150,6 +171,48 @@ def tiny_config(
     )
 
 
+def family_config_settings(
+    family: str, tokenizer: PreTrainedTokenizerFast, hidden: int, layers: int, heads: int
+) -> dict:
+    """Config fields of a tiny model of a family built by ``AutoConfig.for_model``: the
+    shared sizes, the tokenizer's special ids, and what the family needs on top (RoBERTa's
+    position offset, Gemma's head size, no sliding window)."""
+    shared = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=MAX_POSITIONS,
+    )
+    if family in MASKED_TINY_FAMILIES:
+        specials = dict(
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.cls_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        )
+        extra = {
+            "roberta": dict(max_position_embeddings=MAX_POSITIONS + 2, type_vocab_size=1),
+            "modernbert": dict(
+                cls_token_id=tokenizer.cls_token_id, sep_token_id=tokenizer.sep_token_id
+            ),
+        }
+        return {**shared, **specials, **extra.get(family, {})}
+    specials = dict(
+        pad_token_id=None, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    kv_heads = dict(num_key_value_heads=heads)
+    extra = {
+        "qwen2": kv_heads,
+        "mistral": dict(kv_heads, sliding_window=None),
+        "olmo2": kv_heads,
+        "gemma": dict(kv_heads, head_dim=hidden // heads),
+        "phi3": dict(kv_heads, original_max_position_embeddings=MAX_POSITIONS),
+        "gpt_neox": {},
+    }
+    return {**shared, **specials, **extra[family]}
+
+
 def pretrain_language_model(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerFast,
@@ -159,7 +222,8 @@ def pretrain_language_model(
     seed: int,
 ) -> list[float]:
     """Train the whole model for ``steps`` AdamW steps on random 64-token spans of ``text``
-    (masked LM for bert, next-token for gpt2/llama). Returns the loss of every step."""
+    (masked LM for the masked families, next-token for the causal ones). Returns the loss of
+    every step."""
     stream = torch.tensor(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
     span = min(PRETRAIN_SEQUENCE_TOKENS, len(stream) - 1)
     generator = torch.Generator().manual_seed(seed)
@@ -174,7 +238,7 @@ def pretrain_language_model(
             0, len(stream) - span + 1, (PRETRAIN_BATCH_SIZE,), generator=generator
         )
         body = torch.stack([stream[s : s + span] for s in starts.tolist()])
-        if family in MASKED_LM_FAMILIES:
+        if family in MASKED_TINY_FAMILIES:
             cls = torch.full((len(body), 1), tokenizer.cls_token_id)
             sep = torch.full((len(body), 1), tokenizer.sep_token_id)
             ids = torch.cat([cls, body, sep], dim=1)
@@ -213,14 +277,16 @@ def make_tiny_model(
     size, optionally LM-pretrain it for ``pretrain_steps`` steps, and ``save_pretrained``
     both into ``out`` (which must not exist or be empty). Returns ``out``."""
     out = refuse_non_empty_dir(out)
-    if family not in FAMILIES:
-        raise BrainmisInputError(None, f"unknown model family {family!r}; use one of {FAMILIES}")
+    if family not in TINY_FAMILIES:
+        raise BrainmisInputError(
+            None, f"unknown model family {family!r}; use one of {', '.join(TINY_FAMILIES)}"
+        )
     if hidden % heads:
         raise BrainmisInputError(None, f"--hidden {hidden} is not divisible by --heads {heads}")
     content = read_text(text)
     tokenizer = train_tokenizer(family, content, vocab)
     config = tiny_config(family, tokenizer, hidden, layers, heads)
-    auto_class = AutoModelForMaskedLM if family in MASKED_LM_FAMILIES else AutoModelForCausalLM
+    auto_class = AutoModelForMaskedLM if family in MASKED_TINY_FAMILIES else AutoModelForCausalLM
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = auto_class.from_config(config)
@@ -229,4 +295,7 @@ def make_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    reloaded = AutoTokenizer.from_pretrained(out, local_files_only=True)
+    if len(reloaded) != len(tokenizer):  # the family's tokenizer class added tokens
+        raise RuntimeError(f"{family}: the saved tokenizer reloads with other tokens")
     return out
