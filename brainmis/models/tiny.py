@@ -291,7 +291,10 @@ def make_tiny_model(
         torch.manual_seed(seed)
         model = auto_class.from_config(config)
     if pretrain_steps > 0:
-        pretrain_language_model(model, tokenizer, family, content, pretrain_steps, seed)
+        # dropout draws from the global generator: seed it too, or every call differs
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            pretrain_language_model(model, tokenizer, family, content, pretrain_steps, seed)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
 from brainmis.cli import main as brainmis_main
@@ -101,6 +102,26 @@ def test_make_tiny_model_cli_with_pretraining_lowers_lm_loss(tiny_text_file, tmp
     untrained = heldout_masked_lm_loss(folders[0], heldout)
     pretrained = heldout_masked_lm_loss(folders[10], heldout)
     assert pretrained < untrained - 0.25  # 4.75 -> 4.27 nats/token
+
+
+def test_make_tiny_model_with_pretraining_is_reproducible(tiny_text_file, tmp_path):
+    """Two calls with the same seed write the same weights, whatever the global generator
+    did in between (dropout during pre-training draws from it)."""
+    from safetensors.torch import load_file
+
+    from brainmis.models.tiny import make_tiny_model
+
+    weights = []
+    for name in ("first", "second"):
+        torch.rand(7)  # the global generator moves on between the calls
+        folder = make_tiny_model(
+            "gpt2", text=tiny_text_file, out=tmp_path / name, hidden=32, vocab=300,
+            pretrain_steps=3,
+        )  # fmt: skip
+        weights.append(load_file(folder / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
 
 
 @pytest.mark.parametrize(
