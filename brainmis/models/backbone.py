@@ -34,6 +34,7 @@ from brainmis.models.architecture import (
     objective_of_config,
 )
 from brainmis.models.lora import FAMILY_TARGETS
+from brainmis.models.quantization import quantization_kwargs
 
 AUTO_CLASSES = {"masked": AutoModelForMaskedLM, "causal": AutoModelForCausalLM}
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -124,6 +125,7 @@ def load_backbone(
     family: str | None = None,
     dtype: str = "auto",
     objective: str = "auto",
+    quantization: str | None = None,
 ) -> Backbone:
     """Load model + tokenizer from a local folder and check that they fit together.
 
@@ -133,6 +135,7 @@ def load_backbone(
             the config's ``model_type``.
         dtype: weights dtype, one of ``auto`` (as saved), ``float32``, ``bfloat16``, ``float16``.
         objective: ``auto`` (from the config), ``masked`` or ``causal``.
+        quantization: None, ``4bit`` or ``8bit`` (``brainmis.models.quantization``).
     """
     path = check_local_folder(pretrained_path)
     family = model_family(path, family)
@@ -148,7 +151,10 @@ def load_backbone(
     transformers_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise
     try:
         model = AUTO_CLASSES[objective].from_pretrained(
-            path, dtype=torch_dtype, local_files_only=True
+            path,
+            dtype=torch_dtype,
+            local_files_only=True,
+            **quantization_kwargs(quantization, path),
         )
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__

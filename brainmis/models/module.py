@@ -58,6 +58,8 @@ from brainmis.models.lm_windows import window_lm_losses, write_lm_windows
 from brainmis.models.lora import add_lora
 from brainmis.models.losses import pearson_loss
 from brainmis.models.masking import IGNORE_INDEX, mask_tokens
+from brainmis.models.quantization import check_quantization
+from brainmis.models.sharding import clean_parameter_name, clip_grad_norm, is_sharded
 from brainmis.run_folder.layout import LM_FILE, evaluation_dir
 from brainmis.run_folder.trainer import epochs_finished, run_folder
 from brainmis.structured_files import read_mapping
@@ -132,6 +134,8 @@ class BrainMisalignmentModule(LightningModule):
             the folder's ``config.json`` ``model_type`` (any; docs/models.md).
         objective: ``auto`` (from ``config.json``), ``masked`` or ``causal``.
         dtype: base weights dtype (``auto`` = as saved); LoRA and head stay float32.
+        quantization: None, ``4bit`` or ``8bit``: load the frozen base with bitsandbytes (one
+            CUDA GPU; ``brainmis.models.quantization``); LoRA and head stay float32.
         context_trs: TR groups per window (linked from the datamodule by the CLI).
         feature_layer: index into ``hidden_states`` (0 embeddings, -1 last block).
         w_lm, w_ba: weights of the LM and brain losses (paper: 0.1 and 10).
@@ -182,6 +186,7 @@ class BrainMisalignmentModule(LightningModule):
         family: str | None = None,
         objective: str = "auto",
         dtype: str = "auto",
+        quantization: str | None = None,
         context_trs: int = 5,
         feature_layer: int = -1,
         w_lm: float = 0.1,
@@ -231,7 +236,14 @@ class BrainMisalignmentModule(LightningModule):
         self.lm_budget_controller = self._make_budget_controller()
         self.given_lm_reference = given_lm_reference(lm_reference)
         self.feature_buffer = self._make_feature_buffer()
-        loaded = load_backbone(pretrained_path, family=family, dtype=dtype, objective=objective)
+        check_quantization(quantization, pretrained_path)  # one line, before loading anything
+        loaded = load_backbone(
+            pretrained_path,
+            family=family,
+            dtype=dtype,
+            objective=objective,
+            quantization=quantization,
+        )
         self.family = loaded.family
         self.objective = loaded.objective
         self.mlm_head = loaded.mlm_head
@@ -594,6 +606,8 @@ class BrainMisalignmentModule(LightningModule):
         ]
         if str(gradient_clip_algorithm or "norm").lower().endswith("value"):
             torch.nn.utils.clip_grad_value_(parameters, gradient_clip_val)
+        elif is_sharded(self._trainer):  # each rank holds a shard: one norm over all ranks
+            clip_grad_norm(parameters, gradient_clip_val, sharded=True)
         else:
             torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
 
@@ -678,6 +692,8 @@ class BrainMisalignmentModule(LightningModule):
         datamodule = getattr(trainer, "datamodule", None)
         if trainer.fast_dev_run or datamodule is None or trainer.logger is None:
             return
+        if is_sharded(trainer):  # a forward needs every rank; evaluate the checkpoint instead
+            return
         if not trainer.is_global_zero:
             return
         lm_loss = self.held_out_lm_loss(datamodule.test_dataloader())
@@ -690,8 +706,13 @@ class BrainMisalignmentModule(LightningModule):
 
     # ---------------------------------------------------------------- checkpoints
     def trainable_state_keys(self) -> list[str]:
-        """State-dict keys of the trainable weights (LoRA adapters and the head)."""
-        return [name for name, parameter in self.named_parameters() if parameter.requires_grad]
+        """State-dict keys of the trainable weights (LoRA adapters and the head), without
+        FSDP's wrapper names (``brainmis.models.sharding``)."""
+        return [
+            clean_parameter_name(name)
+            for name, parameter in self.named_parameters()
+            if parameter.requires_grad
+        ]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         keep = set(self.trainable_state_keys())
@@ -705,7 +726,9 @@ class BrainMisalignmentModule(LightningModule):
             checkpoint[HEAD_REFIT_STATE] = self.feature_buffer.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        missing = sorted(set(self.trainable_state_keys()) - set(checkpoint["state_dict"]))
+        # FSDP loads the weights itself and drops the state_dict: its saved key list then
+        saved = checkpoint.get("state_dict", checkpoint.get("brainmis_trainable_keys", ()))
+        missing = sorted(set(self.trainable_state_keys()) - set(saved))
         if missing:
             raise BrainmisInputError(
                 None,
