@@ -59,6 +59,12 @@ def objective_of_config(
             folder, f"model.objective {objective!r}: use one of {OBJECTIVE_CHOICES}"
         )
     model_type = config.get("model_type")
+    if config.get("is_encoder_decoder") is True:
+        raise BrainmisInputError(
+            folder,
+            f"model_type {model_type!r} is an encoder-decoder model: brainmis trains masked or "
+            "causal language models (one stack of blocks)",
+        )
     available = lm_classes_of(model_type) if isinstance(model_type, str) else ()
     if not available:
         raise BrainmisInputError(
@@ -73,15 +79,30 @@ def objective_of_config(
                 f"model.objective {objective}: transformers has no {objective}-LM class for "
                 f"model_type {model_type!r} (it has: {', '.join(available)})",
             )
-        return objective
+        return _checked_causal(config, folder, objective, available)
     for name in config.get("architectures") or ():
         if str(name).endswith(MASKED_ARCHITECTURE_SUFFIXES) and "masked" in available:
             return "masked"
         if str(name).endswith(CAUSAL_ARCHITECTURE_SUFFIXES) and "causal" in available:
-            return "causal"
+            return _checked_causal(config, folder, "causal", available)
     if config.get("is_decoder") is True and "causal" in available:
         return "causal"
     return available[0]  # "masked" first where both exist
+
+
+def _checked_causal(
+    config: dict[str, Any], folder: str | Path | None, objective: str, available: tuple[str, ...]
+) -> str:
+    """Refuse a causal objective on an encoder type (one with a masked-LM class too) whose
+    config does not set ``is_decoder: true``: its causal class then attends both ways, and
+    the next-token loss would be trained on a model that sees the next token."""
+    if objective == "causal" and "masked" in available and config.get("is_decoder") is not True:
+        raise BrainmisInputError(
+            folder,
+            f"model.objective causal: a {config.get('model_type')!r} model attends both ways "
+            "unless its config.json sets is_decoder: true; use model.objective masked",
+        )
+    return objective
 
 
 @dataclass(frozen=True)

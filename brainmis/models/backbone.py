@@ -120,6 +120,18 @@ def load_tokenizer(pretrained_path: str | Path) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def untied_missing_parameters(model: torch.nn.Module, missing_keys) -> list[str]:
+    """The parameters ``from_pretrained`` found no weights for, less those tied to the input
+    embedding (a tied LM decoder is not stored) and buffers (recomputed, not learned)."""
+    embedding = model.get_input_embeddings().weight
+    parameters = dict(model.named_parameters(remove_duplicate=False))
+    return [
+        key
+        for key in missing_keys
+        if key in parameters and parameters[key].data_ptr() != embedding.data_ptr()
+    ]
+
+
 def load_backbone(
     pretrained_path: str | Path,
     family: str | None = None,
@@ -150,15 +162,24 @@ def load_backbone(
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
     transformers_logging.disable_progress_bar()  # a per-load "Loading weights" bar is noise
     try:
-        model = AUTO_CLASSES[objective].from_pretrained(
+        model, loading = AUTO_CLASSES[objective].from_pretrained(
             path,
             dtype=torch_dtype,
             local_files_only=True,
+            output_loading_info=True,
             **quantization_kwargs(quantization, path),
         )
     except (OSError, ValueError, RuntimeError, KeyError, ImportError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise BrainmisInputError(path, f"cannot load the model weights: {reason}") from error
+    missing = untied_missing_parameters(model, loading.get("missing_keys", ()))
+    if missing:
+        raise BrainmisInputError(
+            path,
+            f"the weights lack {len(missing)} parameter(s) of the {objective} LM (e.g. "
+            f"{missing[0]}): they would start random (an encoder saved without its LM head?); "
+            "save the model with its LM head",
+        )
     vocab_size = model.get_input_embeddings().num_embeddings
     if len(tokenizer) > vocab_size:
         raise BrainmisInputError(

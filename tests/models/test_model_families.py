@@ -47,9 +47,9 @@ BLOCK_PATHS = {"bert": "bert.encoder.layer", "gpt2": "transformer.h", "llama": "
     ("config", "objective"),
     [
         ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "masked"),
-        ({"model_type": "bert", "architectures": ["BertLMHeadModel"]}, "causal"),
+        ({"model_type": "bert", "architectures": ["BertLMHeadModel"], "is_decoder": True}, "causal"),
         ({"model_type": "bert", "is_decoder": True}, "causal"),
-        ({"model_type": "bert", "architectures": ["BertModel"]}, "masked"),
+        ({"model_type": "bert", "architectures": ["BertModel"]}, "masked"),  # refused at load if it lacks the head
         ({"model_type": "roberta"}, "masked"),
         ({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}, "causal"),
         ({"model_type": "qwen2"}, "causal"),
@@ -62,7 +62,14 @@ def test_objective_comes_from_the_config(config, objective):
 
 def test_objective_override_and_its_checks():
     config = {"model_type": "bert", "architectures": ["BertForMaskedLM"]}
-    assert objective_of_config(config, objective="causal") == "causal"
+    assert objective_of_config({**config, "is_decoder": True}, objective="causal") == "causal"
+    # an encoder's causal class without is_decoder attends both ways: refused, not trained
+    with pytest.raises(BrainmisInputError, match="attends both ways unless"):
+        objective_of_config(config, "folder", objective="causal")
+    with pytest.raises(BrainmisInputError, match="attends both ways unless"):
+        objective_of_config({"model_type": "bert", "architectures": ["BertLMHeadModel"]})
+    with pytest.raises(BrainmisInputError, match="encoder-decoder"):
+        objective_of_config({"model_type": "bart", "is_encoder_decoder": True}, "folder")
     with pytest.raises(BrainmisInputError, match="no masked-LM class for model_type 'gpt2'"):
         objective_of_config({"model_type": "gpt2"}, "folder", objective="masked")
     with pytest.raises(BrainmisInputError, match="model.objective 'seq2seq'"):
@@ -306,3 +313,16 @@ def test_demo_runs_with_another_model_family(tmp_path, monkeypatch, capsys):
     runs = sorted(p.parent.name for p in out.glob("lightning_logs/*/version_0"))
     assert runs == sorted(f"{condition}_sub-F" for condition in CONDITIONS)
     assert (out / "comparison").is_dir()
+
+
+def test_weights_without_the_lm_head_are_refused(tiny_models, tmp_path):
+    """An encoder saved without its masked-LM head (a bare BertModel) would load with a random
+    head and a meaningless LM loss: one line naming the folder and a missing weight."""
+    backbone = load_backbone(tiny_models("bert"))
+    bare = tmp_path / "bare-bert"
+    backbone.model.bert.save_pretrained(bare)
+    backbone.tokenizer.save_pretrained(bare)
+    with pytest.raises(BrainmisInputError) as error:
+        load_backbone(bare)
+    line = str(error.value)
+    assert "\n" not in line and str(bare) in line and "cls.predictions" in line
