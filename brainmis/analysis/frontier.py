@@ -174,6 +174,9 @@ def _reference_rows(
         for other, r in references
         if (other.dataset, other.subject) == (row.dataset, row.subject)
     ]
+    # the same fold and seed first: held-out LM loss differs between folds (other test run)
+    same_unit = [(o, r) for o, r in same_subject if (o.fold, o.seed) == (row.fold, row.seed)]
+    same_subject = same_unit or same_subject
     same_setting = [(o, r) for o, r in same_subject if o.model == row.model]
     matched = [
         o

@@ -174,3 +174,31 @@ def test_frontier_interpolates_planted_numbers_and_draws_the_figure(tmp_path):
     assert (tmp_path / "out" / "figures" / "frontier.png").stat().st_size > 5000
     assert "removal frontier" in result.summary
     assert "Removal frontier" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_frontier_reference_is_the_same_fold(tmp_path):
+    """Held-out LM loss differs between folds (another test run): a run's LM change is taken
+    against preserving of its own fold, even when the other fold's run is missing."""
+    import shutil
+
+    conditions = ("preserving", "misaligned-lambda0.01", "misaligned-lambda0.1")
+    root = tmp_path / "study"
+    subjects = SUBJECTS[:3]
+    spec = fast_spec(conditions, subjects)
+    spec.folds = (0, 1)
+    write_synthetic_study(root, spec)
+    for subject in subjects:
+        for fold, base in ((0, 3.0), (1, 4.0)):
+            plant(run_folder(root, "gpt2", "hp", "preserving", subject, fold), base, 0.2,
+                  {"condition": "preserving"})  # fmt: skip
+            for name, value, rise in (("misaligned-lambda0.01", 0.01, 1.01),
+                                      ("misaligned-lambda0.1", 0.1, 1.03)):  # fmt: skip
+                plant(run_folder(root, "gpt2", "hp", name, subject, fold), base * rise, 0.15,
+                      {"condition": "misaligned", "grl_lambda": value})  # fmt: skip
+    for subject in subjects:  # fold 1 of the lambda-0.1 runs is missing
+        shutil.rmtree(run_folder(root, "gpt2", "hp", "misaligned-lambda0.1", subject, 1).parent)
+    compare_runs([root], tmp_path / "out", allow_incomplete=True)
+    points = {row["condition"]: row for row in read_csv(tmp_path / "out" / "frontier_points.csv")}
+    assert float(points["misaligned-lambda0.01"]["lm_change_pct"]) == pytest.approx(1.0)
+    # against the mean of both folds' preserving (3.5) it would read -11.7%
+    assert float(points["misaligned-lambda0.1"]["lm_change_pct"]) == pytest.approx(3.0)
