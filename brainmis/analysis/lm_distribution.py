@@ -83,6 +83,8 @@ def read_lm_windows(path: Path) -> RunWindows:
                     path, f"expected the columns {','.join(LM_WINDOWS_COLUMNS)}, got {header}"
                 )
             rows = [(int(row[0]), float(row[1]), int(row[2])) for row in reader if row]
+    except BrainmisInputError:
+        raise
     except (ValueError, IndexError) as error:
         raise BrainmisInputError(path, f"not a per-window LM loss table ({error})") from None
     kept = [(w, loss) for w, loss, n in rows if n > 0 and math.isfinite(loss)]

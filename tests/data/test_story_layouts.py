@@ -288,6 +288,12 @@ def narratives_without_events(root: Path):
     return "sub-002_task-story01_events.tsv", "missing file (events TSV"
 
 
+def narratives_run_split_scan(root: Path):
+    bold = layouts.narratives_bold(root, "002", "story02")
+    bold.rename(bold.with_name("sub-002_task-story02_run-1_bold.nii.gz"))
+    return "sub-002_task-story02_run-1_bold.nii.gz", "is followed by other BIDS entities"
+
+
 def narratives_nothing_shared(root: Path):
     for story in ("story01", "story02", "story03"):
         layouts.narratives_bold(root, "002", story).unlink()
@@ -326,6 +332,7 @@ def lebel_respdict_without_the_story(root: Path):
 
 
 BAD_NARRATIVES = [
+    narratives_run_split_scan,
     narratives_without_align,
     narratives_bold_shorter_than_the_words,
     narratives_align_not_json,

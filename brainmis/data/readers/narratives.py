@@ -43,6 +43,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,9 @@ NARRATIVES_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
     "exclusions": (layouts.NARRATIVES_EXCLUDE, ()),
 }
 UNTIMED_CHOICES = ("drop", "interpolate")
+# A BIDS label (the story after task-): letters and digits only. More after it (run-1,
+# space-MNI, ...) means the template matched another entity, which the reader does not split.
+BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")
 TIMED_CASE = "success"
 SURFACE_SUFFIX = ".func.gii"  # fsaverage6 derivatives: hemi-L / hemi-R files per story
 SURFACE_LEFT, SURFACE_RIGHT = "hemi-L", "hemi-R"
@@ -146,6 +150,12 @@ def read_narratives(
     names = FileNames.with_overrides(root, NARRATIVES_FILES, files, source)
     available: dict[str, list[str]] = {}
     for found in names.discover_all("bold"):
+        if not BIDS_LABEL.fullmatch(found["story"]):
+            raise BrainmisInputError(
+                names.path("bold", **found),
+                f"task label {found['story']!r} is followed by other BIDS entities (run-, "
+                "space-, ...): point files.bold at one form of the scans",
+            )
         available.setdefault(found["subject"], []).append(found["story"])
     if not available:
         raise BrainmisInputError(
