@@ -99,20 +99,23 @@ def plot_frontier(frontier: Frontier, path: Path) -> bool:
             capsize=3,
             zorder=4,
         )
+        most = max(p.n_subjects for p in frontier.points)
         for point in points:
+            fewer = f" (n={point.n_subjects})" if point.n_subjects < most else ""
             axis.annotate(
-                _parameter_label(point.method, point.parameter),
+                _parameter_label(point.method, point.parameter) + fewer,
                 (point.lm_change_pct, point.brain_drop),
                 textcoords="offset points",
                 xytext=(5, 5),
                 fontsize=7,
                 color=colour,
             )
-    n = max(point.n_subjects for point in frontier.points)
+    counts = sorted({point.n_subjects for point in frontier.points})
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     axis.set_xlabel("held-out LM-loss change vs preserving (%)")
     axis.set_ylabel("brain-alignment drop vs preserving (Δ mean voxel r)")
     axis.set_title(
-        f"Removal frontier: mean over subjects (n≤{n}) ± s.e.m.; faint dots: runs\n"
+        f"Removal frontier: mean over subjects (n={n}) ± s.e.m.; faint dots: runs\n"
         f"dotted: LM-change targets of frontier.csv ({', '.join(f'+{t:g}%' for t in TARGET_LM_CHANGES)})",
         fontsize=9,
     )
