@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
         "--conditions",
         nargs="+",
         default=list(CONDITIONS),
-        choices=(*CONDITIONS, "noise_adversary"),  # optional: not in the default demo
+        choices=(*CONDITIONS, "noise_adversary", "erased", "inlp"),  # optional: not in the default demo
     )
     parser.add_argument("--subjects", nargs="+", default=None, help="default: every subject")
     parser.add_argument("--pretrain-steps", type=int, default=300, help="LM steps of the model")

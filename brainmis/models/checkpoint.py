@@ -169,6 +169,7 @@ def load_checkpoint_module(
     Returns:
         A ``LoadedCheckpoint``; its module is in eval mode on the CPU.
     """
+    from brainmis.models.erasure import restore_erasure
     from brainmis.models.module import BrainMisalignmentModule
 
     path = Path(path)
@@ -197,6 +198,7 @@ def load_checkpoint_module(
     module = BrainMisalignmentModule(**model_args)
     _check_weights(path, module, checkpoint["state_dict"])
     module.load_state_dict(checkpoint["state_dict"], strict=False)
+    restore_erasure(module, checkpoint)  # erased / inlp: the fitted projection hook
     module.eval()
     return LoadedCheckpoint(
         module=module,

@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from safetensors.torch import save_file
+
+from brainmis.models.erasure import ERASURE_FILE
 
 from brainmis.errors import refuse_non_empty_dir
 from brainmis.models.checkpoint import load_checkpoint_module
@@ -49,5 +52,9 @@ def export_checkpoint(
         "head_file": HEAD_FILE,
         "features": "brainmis.models.features.window_features(model, ..., layer=feature_layer)",
     }
+    if module.erasure.fitted:  # erased / inlp: a plain HF load does NOT apply this projection
+        torch.save(module.erasure.state(module.erasure_layer), out / ERASURE_FILE)
+        info["erasure_file"] = ERASURE_FILE
+        info["erasure"] = "x' = mean + (x - mean) @ matrix.T on hidden_states[layer]; not applied by from_pretrained"
     (out / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     return out

@@ -17,6 +17,10 @@ The condition decides what the backbone learns from the head:
   variance and lag-1 autocorrelation (the CLI links ``condition`` to ``data.noise_targets``):
   what adversarial training does to the model by itself, with no stimulus information in
   the targets at all.
+- ``erased`` / ``inlp``: training-free removal baselines: a fixed projection of the feature
+  layer's hidden states, fitted on the training runs (LEACE-style least squares,
+  ``brainmis.models.erasure``; iterative nullspace projection, ``brainmis.models.inlp``) and
+  applied by a forward hook; no weight is updated.
 
 Two options act on the reversed conditions (docs/training.md):
 
@@ -50,6 +54,7 @@ from torchmetrics import MeanMetric, PearsonCorrCoef
 from brainmis.errors import BrainmisInputError
 from brainmis.models.backbone import load_backbone
 from brainmis.models.brain_head import BrainHead
+from brainmis.models.erasure import ERASURE_CONDITIONS, ERASURE_STATE, ProjectionHook, fit_removal, resolve_rank, restore_erasure
 from brainmis.models.features import pool_groups, transformer_body
 from brainmis.models.gradient_reversal import GRL_SCHEDULES, grl_strength, reverse_gradient
 from brainmis.models.head_refit import FeatureBuffer, ridge_head_weights
@@ -64,7 +69,7 @@ from brainmis.run_folder.layout import LM_FILE, evaluation_dir
 from brainmis.run_folder.trainer import epochs_finished, run_folder
 from brainmis.structured_files import read_mapping
 
-CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only", "noise_adversary")
+CONDITIONS = ("misaligned", "preserving", "tuned", "lm_only", "noise_adversary", *ERASURE_CONDITIONS)
 REVERSED_CONDITIONS = ("misaligned", "preserving", "noise_adversary")
 LM_BUDGET_STATE = "brainmis_lm_budget"  # checkpoint keys of the controller and the buffer
 HEAD_REFIT_STATE = "brainmis_head_refit_buffer"
@@ -176,6 +181,10 @@ class BrainMisalignmentModule(LightningModule):
         head_refit_batches: training batches in the re-fit's buffer.
         head_refit_l2: ridge penalty of the re-fit, relative to the mean squared norm of the
             centred features.
+        erasure_rank: ``erased``: directions erased (int >= 0); None or ``"full"`` = the full
+            rank of the whitened cross-covariance.
+        inlp_rank_per_step, inlp_target_r, inlp_max_steps: ``inlp``: directions projected out
+            per iteration, the cross-validated mean r at which it stops, and its ceiling.
     """
 
     def __init__(
@@ -218,6 +227,10 @@ class BrainMisalignmentModule(LightningModule):
         head_refit_every: int = 0,
         head_refit_batches: int = 8,
         head_refit_l2: float = 1.0,
+        erasure_rank: int | str | None = None,
+        inlp_rank_per_step: int = 1,
+        inlp_target_r: float = 0.02,
+        inlp_max_steps: int = 20,
     ):
         super().__init__()
         if condition not in CONDITIONS:
@@ -270,6 +283,12 @@ class BrainMisalignmentModule(LightningModule):
         )
         hidden_size = loaded.model.config.hidden_size
         self.head = BrainHead(context_trs * hidden_size, n_voxels, l2=head_l2)
+        # erased / inlp: a fixed projection of hidden_states[feature_layer] (fitted in setup)
+        self.erasure = ProjectionHook(hidden_size)
+        self.erasure_layer = feature_layer % (n_layers + 1)
+        resolve_rank(erasure_rank)  # one-line refusal of a bad value
+        if condition in ERASURE_CONDITIONS and weight_decay:
+            raise BrainmisInputError(None, f"model.condition {condition} trains nothing: set model.weight_decay to 0")
         self.val_lm_loss = MeanMetric()
         self.test_lm_loss = MeanMetric()
         self.val_brain_r = PearsonCorrCoef(num_outputs=n_voxels)
@@ -413,7 +432,14 @@ class BrainMisalignmentModule(LightningModule):
         return features
 
     # ---------------------------------------------------------------- training
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        if self.condition in ERASURE_CONDITIONS and stage == "fit" and not self.erasure.fitted:
+            fit_removal(self, datamodule)  # brainmis.models.erasure: training windows only
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        if self.condition in ERASURE_CONDITIONS:  # training-free: a zero-gradient step only
+            return self.head.linear.weight.sum() * 0.0
         lm_loss, features, _ = self.lm_loss_and_features(batch)
         strength = self.grl_lambda_now()
         predicted = self.head(self.head_input(features, strength))
@@ -720,6 +746,8 @@ class BrainMisalignmentModule(LightningModule):
             key: value for key, value in checkpoint["state_dict"].items() if key in keep
         }
         checkpoint["brainmis_trainable_keys"] = sorted(keep)
+        if self.erasure.fitted:
+            checkpoint[ERASURE_STATE] = self.erasure.state(self.erasure_layer)
         if self.lm_budget_controller is not None:
             checkpoint[LM_BUDGET_STATE] = self.lm_budget_controller.state_dict()
         if self.feature_buffer is not None:
@@ -735,6 +763,7 @@ class BrainMisalignmentModule(LightningModule):
                 f"checkpoint lacks {len(missing)} trainable weights of this model (e.g."
                 f" {missing[0]}): it was made with another model or LoRA setting",
             )
+        restore_erasure(self, checkpoint)
         if self.lm_budget_controller is not None and LM_BUDGET_STATE in checkpoint:
             self.lm_budget_controller.load_state_dict(checkpoint[LM_BUDGET_STATE])
         if self.feature_buffer is not None and HEAD_REFIT_STATE in checkpoint:
