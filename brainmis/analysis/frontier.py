@@ -16,8 +16,9 @@ not counted as removal. Per run, with the subject's reference (brain r_p, LM los
   share of the reference ``100 (r_p - r) / r_p`` (%);
 - LM-loss change: ``100 (L / L_p - 1)`` (%, relative, held-out run).
 
-The reference of a subject is the mean over its preserving runs chosen in this order: of the
-same setting with the same lambda and budget (``matched``), of the same setting
+The reference of a run is the mean over preserving runs of its subject, of its own fold and
+seed where there are such (held-out LM loss differs between folds: another test run), chosen
+in this order: of the same setting with the same lambda and budget (``matched``), of the same setting
 (``setting``), of the same dataset and backbone in any setting (``backbone``). A subject's
 value is the mean over its folds and seeds; a point is the mean over subjects with the
 s.e.m. over subjects (the subject is the unit of replication; the error bars are subject
