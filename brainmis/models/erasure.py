@@ -160,8 +160,13 @@ def leace_projection(
     u, s, _ = np.linalg.svd(whiten @ np.concatenate(cross, axis=1), full_matrices=False)
     full = int((s > rtol * max(s.max(), 1e-300)).sum())
     r = full if rank is None else min(int(rank), full)
-    u = u[:, :r]
-    projection = np.eye(len(mean)) - unwhiten @ u @ u.T @ whiten
+    # P = I - W^+ U U^T W, written as W^+ U_perp U_perp^T W with U_perp the rest of the
+    # whitened range: equal on the data's support (x - mu has no part in the covariance's
+    # null space) but exact where it matters: at full rank P = 0 and x' = mu, with no
+    # float residue for a z-scoring ridge to blow back up
+    rest = np.linalg.svd(np.eye(basis.shape[1]) - (basis.T @ u[:, :r]) @ (basis.T @ u[:, :r]).T)[0]
+    rest = basis @ rest[:, : basis.shape[1] - r]  # (hidden, kept - r)
+    projection = unwhiten @ rest @ rest.T @ whiten
     return projection, mean, r
 
 

@@ -154,6 +154,8 @@ def test_fit_erased_demo_config_writes_the_evaluation_files(tmp_path):
     folder = Path(cli.trainer.log_dir) / "evaluation"
     assert json.loads((folder / "lm.json").read_text())["epoch"] == 1
     alignment = json.loads((folder / "brain_alignment.json").read_text())
-    assert abs(alignment["mean"]) < 0.02
+    assert np.isfinite(alignment["mean"])  # the r itself: docs/training.md, "Erasure baselines"
+    # full rank removes the whole range here: the layer's states are the training mean
+    assert cli.model.erasure.info["rank"] >= 63 and float(cli.model.erasure.matrix.abs().max()) == 0
     assert (folder / "probing.csv").is_file()
     assert (Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt").is_file()
