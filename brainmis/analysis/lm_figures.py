@@ -28,6 +28,18 @@ from brainmis.analysis.lm_distribution import CURVE_LEVELS, LMDistributions  # n
 LINE_COLOURS = ("#d62728", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#2ca02c", "#e377c2")
 
 
+def _distribution_colour(condition: str, shown: list[str]) -> str:
+    """The paper conditions' colours with up to 5 others; beyond that (a sweep's many named
+    conditions) a distinct tab10 colour per condition, preserving keeping its blue."""
+    if len(shown) <= 6:
+        return condition_colour(condition, shown)
+    if condition == "preserving":
+        return condition_colour(condition, shown)
+    others = [name for name in shown if name != "preserving"]
+    palette = plt.get_cmap("tab10").colors[1:] + plt.get_cmap("Dark2").colors
+    return matplotlib.colors.to_hex(palette[others.index(condition) % len(palette)])
+
+
 def plot_lm_distribution(
     distributions: LMDistributions, key: tuple[str, str], conditions: list[str], path: Path
 ) -> bool:
@@ -37,8 +49,9 @@ def plot_lm_distribution(
         return False
     figure, axis = plt.subplots(figsize=(6.4, 4.6))
     levels = np.array(CURVE_LEVELS)
-    for condition in [c for c in conditions if c in by_condition]:
-        colour = condition_colour(condition, conditions)
+    shown = [c for c in conditions if c in by_condition]
+    for condition in shown:
+        colour = _distribution_colour(condition, shown)
         for windows in by_condition[condition].values():
             losses = np.sort(windows.lm_loss)
             cdf = np.arange(1, losses.size + 1) / losses.size
@@ -106,7 +119,7 @@ def plot_frontier(frontier: Frontier, path: Path) -> bool:
                 _parameter_label(point.method, point.parameter) + fewer,
                 (point.lm_change_pct, point.brain_drop),
                 textcoords="offset points",
-                xytext=(5, 5),
+                xytext=(5, 5) if point.method == "lambda" else (6, -11),  # budgets below
                 fontsize=7,
                 color=colour,
             )
