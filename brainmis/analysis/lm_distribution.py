@@ -87,6 +87,14 @@ def read_lm_windows(path: Path) -> RunWindows:
         raise
     except (ValueError, IndexError) as error:
         raise BrainmisInputError(path, f"not a per-window LM loss table ({error})") from None
+    windows = [w for w, _, _ in rows]
+    if len(set(windows)) != len(windows):
+        raise BrainmisInputError(path, "a window index appears twice")
+    for w, loss, n in rows:
+        if n < 0 or loss < 0 or (n > 0 and math.isinf(loss)):
+            raise BrainmisInputError(
+                path, f"window {w}: LM loss {loss} over {n} tokens (a loss is >= 0 and finite)"
+            )
     kept = [(w, loss) for w, loss, n in rows if n > 0 and math.isfinite(loss)]
     if not kept:
         raise BrainmisInputError(path, "no window with a finite LM loss")

@@ -202,3 +202,25 @@ def test_frontier_reference_is_the_same_fold(tmp_path):
     assert float(points["misaligned-lambda0.01"]["lm_change_pct"]) == pytest.approx(1.0)
     # against the mean of both folds' preserving (3.5) it would read -11.7%
     assert float(points["misaligned-lambda0.1"]["lm_change_pct"]) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        ("0,3.1,40\n0,3.2,40\n", "a window index appears twice"),
+        ("0,-0.5,40\n", "window 0: LM loss -0.5"),
+        ("0,inf,40\n", "window 0: LM loss inf"),
+        ("0,3.1,-2\n", "over -2 tokens"),
+        ("0,abc,40\n", "not a per-window LM loss table"),
+    ],
+)
+def test_bad_window_files_are_one_line_naming_the_file_once(tmp_path, rows, problem):
+    from brainmis.analysis.lm_distribution import read_lm_windows
+    from brainmis.errors import BrainmisInputError
+
+    path = tmp_path / LM_WINDOWS_FILE
+    path.write_text(",".join(LM_WINDOWS_COLUMNS) + "\n" + rows)
+    with pytest.raises(BrainmisInputError) as error:
+        read_lm_windows(path)
+    line = str(error.value)
+    assert problem in line and line.count(str(path)) == 1 and "\n" not in line
