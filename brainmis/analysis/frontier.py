@@ -36,8 +36,6 @@ and none of its files.
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +45,7 @@ import numpy as np
 
 from brainmis.analysis.comparison import Comparison, RunRow
 from brainmis.analysis.statistics import mean_and_sem
+from brainmis.analysis.tables import write_csv
 from brainmis.errors import BrainmisInputError
 from brainmis.run_folder.layout import CONFIG_FILE
 from brainmis.structured_files import read_mapping
@@ -338,24 +337,10 @@ def _target_rows(frontier: Frontier, line: str) -> list[FrontierTargetRow]:
     return rows
 
 
-def _write_csv(rows: list, row_type: type, path: Path) -> None:
-    names = [item.name for item in dataclasses.fields(row_type)]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for row in rows:
-            writer.writerow(
-                [
-                    "" if isinstance(v, float) and math.isnan(v) else v
-                    for v in dataclasses.astuple(row)
-                ]
-            )
-
-
 def write_frontier_tables(frontier: Frontier, out_dir: Path) -> list[str]:
     """Write ``frontier.csv`` and ``frontier_points.csv``; return their names."""
-    _write_csv(frontier.targets, FrontierTargetRow, out_dir / FRONTIER_FILE)
-    _write_csv(frontier.points, FrontierPoint, out_dir / FRONTIER_POINTS_FILE)
+    write_csv(frontier.targets, FrontierTargetRow, out_dir / FRONTIER_FILE)
+    write_csv(frontier.points, FrontierPoint, out_dir / FRONTIER_POINTS_FILE)
     return [FRONTIER_FILE, FRONTIER_POINTS_FILE]
 
 

@@ -34,7 +34,6 @@ distribution averaged in quantile space) over each run's empirical CDF (thin).
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from scipy import stats
 from brainmis.analysis.comparison import ComparisonOptions, condition_pairs, paired_subject_means
 from brainmis.analysis.statistics import mean_and_sem, paired_effect, wilcoxon_signed_rank
 from brainmis.analysis.study import StudyMatrix
+from brainmis.analysis.tables import write_csv
 from brainmis.errors import BrainmisInputError
 from brainmis.run_folder.layout import LM_WINDOWS_COLUMNS, LM_WINDOWS_FILE, evaluation_dir
 
@@ -357,20 +357,6 @@ def summary_lines(distributions: LMDistributions, options: ComparisonOptions) ->
     return lines
 
 
-def _write_csv(rows: list, row_type: type, path: Path) -> None:
-    names = [item.name for item in dataclasses.fields(row_type)]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for row in rows:
-            writer.writerow(
-                [
-                    "" if isinstance(v, float) and math.isnan(v) else v
-                    for v in dataclasses.astuple(row)
-                ]
-            )
-
-
 def write_lm_distribution_tables(distributions: LMDistributions, out_dir: Path) -> list[str]:
     """Write the three CSV tables into ``out_dir``; return their names."""
     tables = (
@@ -379,5 +365,5 @@ def write_lm_distribution_tables(distributions: LMDistributions, out_dir: Path) 
         (LM_DISTRIBUTION_PAIRS_FILE, distributions.pairs, WindowPairRow),
     )
     for name, rows, row_type in tables:
-        _write_csv(rows, row_type, out_dir / name)
+        write_csv(rows, row_type, out_dir / name)
     return [name for name, _, _ in tables]
