@@ -159,3 +159,9 @@ def test_fit_erased_demo_config_writes_the_evaluation_files(tmp_path):
     assert cli.model.erasure.info["rank"] >= 63 and float(cli.model.erasure.matrix.abs().max()) == 0
     assert (folder / "probing.csv").is_file()
     assert (Path(cli.trainer.log_dir) / "checkpoints" / "last.ckpt").is_file()
+    # compare lists it like any condition
+    from brainmis.commands.compare import compare_runs
+
+    result = compare_runs([Path(cli.trainer.log_dir)], tmp_path / "comparison")
+    assert any(row.condition == "erased" for row in result.comparison.condition_summaries)
+    assert "erased" in result.summary
